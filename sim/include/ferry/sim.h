@@ -1,0 +1,58 @@
+/*
+ * ferry/sim.h - the host simulator's own interface (not part of the kernel
+ * interface; portable code never includes it).
+ *
+ * The simulator keeps the whole kernel state (tasks, threads, capability
+ * spaces, endpoints, notifications, shared-memory objects) in one
+ * process-shared memory object, guarded by one robust process-shared mutex
+ * (a big kernel lock, as in seL4). Threads block on futexes inside that
+ * memory, so a separate Linux process that maps it can take part as a task:
+ * sim_attach() performs the unix-socket handshake that hands it the memory
+ * and its capabilities.
+ */
+#ifndef FERRY_SIM_H
+#define FERRY_SIM_H
+
+#include <ferry/mk.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Create the kernel state and make the calling thread the first thread of
+ * the root task "init". Call once per process before any mk_* call. */
+mk_err_t sim_init(void);
+
+/* Tear down: kills every task still alive (its peers get MK_EDEAD), waits
+ * for in-process threads to leave the kernel, releases host resources. */
+void sim_shutdown(void);
+
+/* Root task: listen on a unix socket for external processes that attach as
+ * tasks created with sim_task_create_external(). */
+mk_err_t sim_listen(const char *socket_path);
+
+/* Create a task that a separate Linux process will become by calling
+ * sim_attach(socket_path, name). Capabilities are given with mk_task_give. */
+mk_err_t sim_task_create_external(const char *name, mk_cap_t *task);
+
+/* In a separate process: attach to a running simulator as the external task
+ * `name`; the calling thread becomes that task's first thread. */
+mk_err_t sim_attach(const char *socket_path, const char *name);
+
+/* Spin budget (nanoseconds) a waiter busy-polls before it sleeps on its
+ * futex. Default 20000; 0 disables spinning. Also read from the environment
+ * variable FERRY_SPIN_NS at sim_init()/sim_attach(). */
+void sim_set_spin_ns(uint64_t ns);
+
+/* Log sink: every mk_log line goes to this fd (default 2). */
+void sim_set_log_fd(int fd);
+
+/* Diagnostics for tests: the number of live kernel objects of a type, and
+ * of used slots in the calling task's cspace. */
+uint32_t sim_count_objects(uint32_t type);
+uint32_t sim_count_caps(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

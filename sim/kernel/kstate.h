@@ -1,0 +1,205 @@
+/*
+ * kstate.h - the simulator's kernel state (private to sim/kernel).
+ *
+ * Everything here lives in ONE process-shared memory object so that separate
+ * Linux processes can map it (at different addresses): all references are
+ * indices, never pointers. The layout is fixed-size (no allocation inside the
+ * kernel) and guarded by `lock`, a robust process-shared mutex: the big
+ * kernel lock. Rules:
+ *  - Every field is read and written with `lock` held, except
+ *    k_thread.wake / k_thread.sleeping (the futex handshake, see kernel.c).
+ *  - Index 0 of the thread and object tables is never used, so 0 means "none".
+ *  - A thread's `msg` buffer is written by the kernel operation that
+ *    completes the thread's wait, strictly before `wake` is set (release);
+ *    the woken thread reads it after seeing `wake` (acquire).
+ */
+#ifndef FERRY_SIM_KSTATE_H
+#define FERRY_SIM_KSTATE_H
+
+#include <ferry/mk.h>
+#include <ferry/sim.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define K_MAGIC 0x4b595252454646ull /* "FFERRYK" */
+#define K_VERSION 1u
+
+#define K_MAX_TASKS 64
+#define K_MAX_THREADS 512
+#define K_MAX_OBJS 8192
+#define K_CSPACE_SLOTS 1024
+#define K_MAX_NAMES 64
+#define K_NAME_LEN 32
+
+enum k_task_state { KT_FREE = 0, KT_CREATED, KT_RUNNING, KT_DEAD };
+
+enum k_thread_state {
+    KTH_FREE = 0,
+    KTH_RUNNING,
+    KTH_BLOCKED_SEND,  /* queued on an endpoint's send queue (send or call) */
+    KTH_BLOCKED_REPLY, /* call delivered; waiting for the reply object */
+    KTH_BLOCKED_RECV,  /* queued on an endpoint's receive queue */
+    KTH_BLOCKED_NTFN,  /* waiting on a notification */
+    KTH_ZOMBIE,        /* its task died; the host thread has not left yet */
+    KTH_EXITED,        /* its function returned; slot kept until mk_thread_join */
+};
+
+enum k_reply_state { KR_WAITING = 0, KR_CANCELED, KR_CALLER_DEAD };
+
+typedef struct k_cap {
+    uint16_t type;   /* enum mk_obj_type; MK_OBJ_NONE = empty slot */
+    uint16_t rights; /* MK_RIGHT_* */
+    uint32_t obj;    /* object index */
+    uint64_t badge;
+} k_cap_t;
+
+typedef struct k_queue {
+    uint32_t head, tail; /* thread indices, 0 = empty */
+} k_queue_t;
+
+typedef struct k_obj {
+    uint16_t type; /* MK_OBJ_*, MK_OBJ_NONE = free */
+    uint16_t dead; /* endpoint/notification: owner gone, every use gets MK_EDEAD */
+    uint32_t refs; /* capabilities referring to this object */
+    union {
+        struct {
+            k_queue_t sendq, recvq;
+            uint32_t recv_refs; /* caps with MK_RIGHT_RECV; 0 after the first = dead */
+        } ep;
+        struct {
+            uint64_t word;
+            uint32_t waiter; /* thread in mk_wait, 0 = none */
+            uint32_t bound;  /* thread bound with mk_ntfn_bind, 0 = none */
+        } ntfn;
+        struct {
+            uint64_t size;
+        } shm;
+        struct {
+            uint32_t caller; /* thread waiting in mk_call */
+            uint32_t state;  /* enum k_reply_state */
+        } reply;
+        struct {
+            uint32_t task;
+        } task;
+    } u;
+} k_obj_t;
+
+typedef struct k_thread {
+    uint32_t state; /* enum k_thread_state */
+    uint32_t task;
+    uint32_t next, prev; /* links in the queue of `wait_obj` */
+    uint32_t wait_obj;   /* endpoint/notification/reply object it waits on */
+    uint32_t is_call;    /* BLOCKED_SEND: a call (1) or a send (0) */
+    uint32_t bound_ntfn; /* notification object bound to this thread, 0 = none */
+    int32_t result;      /* MK_* status handed over with the wake-up */
+    uint64_t badge;      /* sender's badge / notification bits on delivery */
+    mk_cap_t reply_slot; /* receiver: reply capability created for a call */
+    uint32_t notified;   /* receiver: woken by its bound notification */
+    _Atomic uint32_t wake;     /* futex word: 0 waiting, 1 completed */
+    _Atomic uint32_t sleeping; /* 1 while (about to be) in FUTEX_WAIT */
+    mk_msg_t msg;              /* message in transit (see header comment) */
+} k_thread_t;
+
+typedef struct k_name {
+    char name[K_NAME_LEN];
+    mk_cap_t slot;
+} k_name_t;
+
+typedef struct k_task {
+    uint32_t state; /* enum k_task_state */
+    uint32_t external; /* 1: a separate process attaches as this task */
+    int32_t pid;       /* host process running it */
+    int32_t exit_status;
+    _Atomic uint32_t exited; /* futex word for mk_task_wait */
+    uint32_t nthreads;       /* threads not FREE */
+    uint32_t obj;            /* its MK_OBJ_TASK object, 0 = none left */
+    char name[K_NAME_LEN];
+    k_name_t names[K_MAX_NAMES];
+    k_cap_t cspace[K_CSPACE_SLOTS];
+} k_task_t;
+
+typedef struct k_state {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;
+    pthread_mutex_t lock; /* robust, process-shared: the big kernel lock */
+    uint32_t obj_hint;
+    uint32_t spare;
+    uint64_t spin_ns;
+    k_task_t tasks[K_MAX_TASKS];
+    k_thread_t threads[K_MAX_THREADS];
+    k_obj_t objs[K_MAX_OBJS];
+} k_state_t;
+
+/* ---- Process-local view (kernel.c) ---------------------------------------- */
+
+extern k_state_t *K;                 /* this process's mapping of the state */
+extern __thread uint32_t k_self;     /* calling thread's index, 0 = not a kernel thread */
+
+void k_lock(void);
+void k_unlock(void);
+
+/* The calling thread and its task, or NULL when the thread is unknown or its
+ * task is dead (the caller returns the error in *err). Lock held. */
+k_thread_t *k_current(mk_err_t *err);
+static inline k_task_t *k_task_of(const k_thread_t *t) { return &K->tasks[t->task]; }
+static inline uint32_t k_thread_index(const k_thread_t *t) { return (uint32_t)(t - K->threads); }
+
+/* Capabilities (cap.c). */
+mk_err_t k_cap_get(k_task_t *task, mk_cap_t slot, uint32_t type, uint32_t rights, k_cap_t **out);
+mk_err_t k_cap_insert(k_task_t *task, uint32_t type, uint32_t rights, uint32_t obj,
+                      uint64_t badge, mk_cap_t *out);
+void k_cap_remove(k_task_t *task, mk_cap_t slot);
+uint32_t k_cap_free_slots(const k_task_t *task, uint32_t want);
+uint32_t k_obj_alloc(uint32_t type);
+
+/* Blocking (kernel.c): the caller set t->state, queued it and reset t->wake
+ * with the lock held; k_block drops the lock and waits until woken (returns
+ * true, lock NOT held; t->result and t->msg are valid) or until the deadline
+ * (returns false with the lock held and t->wake still 0: the caller undoes
+ * its wait with k_cancel_wait). */
+bool k_block(k_thread_t *t, uint64_t deadline);
+bool k_futex_wait(_Atomic uint32_t *addr, uint32_t val, uint64_t deadline);
+void k_futex_wake_all(_Atomic uint32_t *addr);
+void k_wake(k_thread_t *t, mk_err_t result);
+uint64_t k_deadline(uint64_t timeout_ns);
+
+/* Queues. */
+void k_enqueue(k_queue_t *q, k_thread_t *t);
+void k_dequeue(k_queue_t *q, k_thread_t *t);
+k_thread_t *k_queue_first(k_queue_t *q);
+
+/* Undo a blocked thread's wait (timeout or death). Lock held. */
+void k_cancel_wait(k_thread_t *t);
+
+/* IPC (ipc.c): the endpoint lost its last receiver: flush its queues. */
+void k_ep_kill(k_obj_t *ep);
+
+/* Task death (task.c). Lock held. */
+void k_task_kill(uint32_t task, int status, bool process_gone);
+void k_task_obj_gone(uint32_t task);
+uint32_t k_task_alloc(const char *name, bool external);
+mk_err_t k_task_check_name(const char *name);
+
+/* Threads (task.c). */
+uint32_t k_thread_alloc(uint32_t task);
+void k_thread_release(k_thread_t *t);
+
+/* Shared memory fds of this process (shm.c). */
+int k_shm_fd(uint32_t obj, bool writable);
+void k_shm_forget(uint32_t obj);
+int k_shm_create_fd(uint64_t size);
+void k_shm_adopt_fd(uint32_t obj, int fd);
+
+/* Attach (attach.c). */
+int k_attach_fetch_fd(uint32_t obj, bool writable);
+int k_attach_give_fd(uint32_t obj, int fd);
+int k_kernel_fd(void);
+void k_state_init_local(void);
+extern bool k_is_root_process;
+
+/* Logging (log.c). */
+void k_log_raw(const char *who, const char *fmt, va_list ap);
+void k_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

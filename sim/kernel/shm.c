@@ -1,0 +1,145 @@
+/*
+ * shm.c - shared memory objects.
+ *
+ * Each object is a memfd. The process that created the kernel state holds an
+ * fd for every object; an attached process asks the simulator for an fd the
+ * first time it maps an object (attach.c), and gets a read-only fd when its
+ * capability only allows reading, so that even mprotect cannot make a
+ * read-only mapping writable.
+ */
+#include "kstate.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define K_SHM_MAX (1ull << 30) /* 1 GiB per object */
+
+static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
+static int fds[K_MAX_OBJS]; /* fd + 1, 0 = none (process-local) */
+
+
+
+int k_shm_create_fd(uint64_t size)
+{
+    int fd = memfd_create("ferry-shm", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)size) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void k_shm_adopt_fd(uint32_t obj, int fd)
+{
+    pthread_mutex_lock(&fd_lock);
+    if (fds[obj])
+        close(fds[obj] - 1);
+    fds[obj] = fd + 1;
+    pthread_mutex_unlock(&fd_lock);
+}
+
+void k_shm_forget(uint32_t obj)
+{
+    pthread_mutex_lock(&fd_lock);
+    if (fds[obj])
+        close(fds[obj] - 1);
+    fds[obj] = 0;
+    pthread_mutex_unlock(&fd_lock);
+}
+
+/* A new fd (the caller closes it) for mapping `obj`, or -1. */
+int k_shm_fd(uint32_t obj, bool writable)
+{
+    pthread_mutex_lock(&fd_lock);
+    int fd = fds[obj] ? dup(fds[obj] - 1) : -1;
+    pthread_mutex_unlock(&fd_lock);
+    if (fd >= 0 || k_is_root_process)
+        return fd;
+    fd = k_attach_fetch_fd(obj, writable);
+    if (fd >= 0 && writable) {
+        /* Keep writable fds: later maps of the same object need no round trip. */
+        int keep = dup(fd);
+        if (keep >= 0)
+            k_shm_adopt_fd(obj, keep);
+    }
+    return fd;
+}
+
+mk_err_t mk_shm_create(size_t size, mk_cap_t *out)
+{
+    if (out == NULL || size == 0 || size > K_SHM_MAX)
+        return MK_EINVAL;
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t rounded = ((uint64_t)size + (uint64_t)page - 1) & ~((uint64_t)page - 1);
+    int fd = k_shm_create_fd(rounded);
+    if (fd < 0)
+        return MK_ENOMEM;
+    mk_err_t err;
+    k_lock();
+    k_thread_t *t = k_current(&err);
+    uint32_t o = t ? k_obj_alloc(MK_OBJ_SHM) : 0;
+    if (t && o == 0)
+        err = MK_ENOMEM;
+    if (o) {
+        K->objs[o].u.shm.size = rounded;
+        err = k_cap_insert(k_task_of(t), MK_OBJ_SHM, MK_RIGHTS_ALL, o, 0, out);
+        if (err)
+            K->objs[o].type = MK_OBJ_NONE;
+    }
+    k_unlock();
+    if (err) {
+        close(fd);
+        return err;
+    }
+    /* The root process serves every object's fd to attached processes, so an
+     * attached creator hands it over before anyone can be given the cap. */
+    if (!k_is_root_process && k_attach_give_fd(o, fd) != 0) {
+        close(fd);
+        mk_cap_delete(*out);
+        return MK_EIO;
+    }
+    k_shm_adopt_fd(o, fd);
+    return MK_OK;
+}
+
+mk_err_t mk_shm_map(mk_cap_t shm, uint32_t rights, void **addr, size_t *size)
+{
+    if (addr == NULL || (rights != MK_RIGHT_READ && rights != (MK_RIGHT_READ | MK_RIGHT_WRITE)))
+        return MK_EINVAL;
+    mk_err_t err;
+    k_lock();
+    k_thread_t *t = k_current(&err);
+    k_cap_t *c;
+    uint32_t obj = 0;
+    uint64_t len = 0;
+    if (t && (err = k_cap_get(k_task_of(t), shm, MK_OBJ_SHM, rights, &c)) == MK_OK) {
+        obj = c->obj;
+        len = K->objs[obj].u.shm.size;
+    }
+    k_unlock();
+    if (err)
+        return err;
+    bool writable = (rights & MK_RIGHT_WRITE) != 0;
+    int fd = k_shm_fd(obj, writable);
+    if (fd < 0)
+        return MK_EIO;
+    void *p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return MK_ENOMEM;
+    *addr = p;
+    if (size)
+        *size = len;
+    return MK_OK;
+}
+
+mk_err_t mk_shm_unmap(void *addr, size_t size)
+{
+    if (addr == NULL || size == 0 || munmap(addr, size) != 0)
+        return MK_EINVAL;
+    return MK_OK;
+}
