@@ -90,7 +90,7 @@ void k_lock(void)
         /* A process died inside a kernel operation. Kernel operations keep
          * the state consistent at every point where a host process can be
          * killed only between whole field stores; we accept the state. */
-        k_warn("kernel lock owner died; recovering");
+        k_warn("a process died holding the kernel lock; recovered it");
         pthread_mutex_consistent(&K->lock);
     } else if (r != 0) {
         k_warn("kernel lock failed: %s", strerror(r));

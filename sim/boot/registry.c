@@ -1,0 +1,22 @@
+/*
+ * registry.c - the components this simulator binary can start, by name.
+ * Add a component: link its library into ferry-sim and add a line here.
+ */
+#include "boot.h"
+
+#include <demo.h>
+#include <string.h>
+
+const boot_component_t boot_components[] = {
+    {"demo-ping", demo_ping_main, "foundation demo client (IPC, shared memory, notification)"},
+    {"demo-pong", demo_pong_main, "foundation demo server"},
+    {NULL, NULL, NULL},
+};
+
+const boot_component_t *boot_component_find(const char *name)
+{
+    for (const boot_component_t *c = boot_components; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
