@@ -86,6 +86,9 @@
 #define LWIP_IPV6_AUTOCONFIG 1        /* SLAAC; ND6 is always on with IPv6 */
 #define LWIP_IPV6_FRAG 1
 #define LWIP_IPV6_REASS 1
+/* Reassembly bookkeeping does not fit in the 8-byte fragment header with
+ * 64-bit pointers (host); copy the header aside on every target alike. */
+#define IPV6_FRAG_COPYHEADER 1
 #define LWIP_IPV6_DHCP6 0
 #define LWIP_ND6_QUEUEING 1
 
