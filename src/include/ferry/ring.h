@@ -50,7 +50,11 @@
  * (empty buffers, from the region's owner to the party that fills them) and
  * ACTIVE (filled buffers, back). Each buffer is at every moment in exactly
  * one place: in a queue or held by one party. With capacity >= N a queue
- * can therefore never be full when an honest party enqueues; enqueue still
+ * can therefore never be full when an honest party enqueues, PROVIDED each
+ * party hands back the slots it consumed (ring_cons_publish on its input
+ * queue) no later than it passes those buffers on (ring_prod_publish on its
+ * output queue): otherwise a buffer can come round again while its old
+ * slot still counts as occupied (the model's BUG_LATE_HEAD). Enqueue still
  * checks and returns RING_EFULL instead of overwriting (a hostile peer can
  * hand back a buffer twice). See docs/rings.md.
  *
@@ -83,6 +87,10 @@
  *   if (ring_prod_need_signal())           ring_cons_publish();
  *       mk_signal(consumer's ntfn);        if (ring_cons_prepare_sleep())
  *                                              mk_wait(ntfn, ...);
+ *
+ * A producer publishes (and checks need_signal) before it sleeps itself; a
+ * consumer re-arms with ring_cons_prepare_sleep() before every sleep. The
+ * signal may be spurious (the consumer finds nothing), never missing.
  *
  * Thread safety: a ring_prod_t or ring_cons_t is used by one thread at a
  * time (single-threaded by design, like the components that own them).
