@@ -14,12 +14,13 @@ helpers (ferry/idl.h), which IDL names may not use.
 """
 
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from . import model as M
 from .cnames import Names
 
 WRAP = 100
+Access = Callable[[M.Param, str], str]
 
 
 def comment_text(text: str) -> str:
@@ -303,11 +304,14 @@ class CGen:
         o += ["#endif /* " + g + " */", ""]
         return "\n".join(o)
 
-    def encode_ins(self, m: M.Method, wr: str, access) -> Tuple[List[str], List[str]]:
-        """Statements encoding in-params, and the expressions of their caps."""
+    def encode(self, params: List[M.Param], wr: str, access: Access) -> Tuple[List[str], List[str]]:
+        """Statements encoding `params` with writer `wr`, and the C
+        expressions of their caps (which travel in caps[], not in words).
+        `access(param, what)` gives the C expression of a parameter's value
+        ("val"/"src") or sequence length ("len")."""
         body: List[str] = []
         caps: List[str] = []
-        for p in m.ins():
+        for p in params:
             if isinstance(p.type, M.CapType):
                 caps.append(access(p, "val"))
                 continue
@@ -332,7 +336,7 @@ class CGen:
         else:
             o += ["    int32_t idl_status;"]
         o += ["", "    idl_wr_init(&idl_wr, &idl_msg);", f"    idl_wr_word(&idl_wr, {n.hash()});"]
-        body, caps = self.encode_ins(m, "&idl_wr", self.client_access)
+        body, caps = self.encode(m.ins(), "&idl_wr", self.client_access)
         o += ["    " + x for x in body]
         o += ["    if (idl_wr.err != 0)", "        return idl_wr.err;",
               f"    idl_msg.label = {n.method_macro(m, 'ID')};",
@@ -464,21 +468,11 @@ class CGen:
                 args.append("&" + name if ref else name)
         return args
 
-    def encode_outs(self, m: M.Method, wr: str, access) -> Tuple[List[str], List[str]]:
-        body: List[str] = []
-        caps: List[str] = []
-        for p in m.outs():
-            if isinstance(p.type, M.CapType):
-                caps.append(access(p, "val"))
-                continue
-            body += self.wr(p.type, wr, access(p, "src"), access(p, "len"))
-        return body, caps
-
     def serve_fn(self, m: M.Method) -> List[str]:
         n = self.n
-        o = [f"static mk_cap_t {n.serve(m)}(const {n.ops()} *idl_ops, void *idl_ctx,",
-             "                          const mk_recv_info_t *idl_info, mk_msg_t *idl_msg)".replace(
-                 " " * 26, " " * (len(f"static mk_cap_t {n.serve(m)}("))),
+        o = [proto(f"static mk_cap_t {n.serve(m)}",
+                   [f"const {n.ops()} *idl_ops", "void *idl_ctx", "const mk_recv_info_t *idl_info",
+                    "mk_msg_t *idl_msg"]),
              "{"]
         if m.params:
             o.append("    struct {")
@@ -527,11 +521,12 @@ class CGen:
         o += ["    return idl_info->reply;", "}"]
         return o
 
-    def reply_encode(self, m: M.Method, msg: str, access, on_error: str, has_words: bool) -> List[str]:
+    def reply_encode(self, m: M.Method, msg: str, access: Access, on_error: str,
+                     has_words: bool) -> List[str]:
         """Encode a success reply into `msg` (a pointer); on a contract
         violation make it IDL_ESERVER and run `on_error`."""
         o: List[str] = []
-        body, caps = self.encode_outs(m, "&idl_wr", access)
+        body, caps = self.encode(m.outs(), "&idl_wr", access)
         if has_words:
             o.append(f"    idl_wr_init(&idl_wr, {msg});")
             o += ["    " + x for x in body]

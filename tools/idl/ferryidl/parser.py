@@ -227,7 +227,7 @@ class Parser:
             return ast.Bound(t.pos, const=t.text)
         raise IdlError(t.pos, f"expected {what} (an integer or a constant name), found {t.describe()}")
 
-    def parse_simple_type(self, what: str) -> Optional[ast.TypeRef]:
+    def parse_simple_type(self) -> Optional[ast.TypeRef]:
         t = self.peek()
         if t.kind == "ident" and t.text in PRIM_TYPES:
             self.next()
@@ -253,7 +253,7 @@ class Parser:
                 raise IdlError(t.pos, "sequence needs an element type and a bound: sequence<T, N>")
             self.next()
             e = self.peek()
-            elem = self.parse_simple_type("")
+            elem = self.parse_simple_type()
             if elem is None:
                 raise IdlError(e.pos, "sequence elements must be integers, bool or structs, "
                                f"found {e.describe()}")
@@ -263,7 +263,7 @@ class Parser:
             b = self.parse_bound("a sequence bound")
             self.expect(">", "after the sequence bound")
             return ast.TypeRef(t.pos, "sequence", "sequence", bound=b, elem=elem)
-        ty = self.parse_simple_type("a type")
+        ty = self.parse_simple_type()
         if ty is None:
             raise IdlError(t.pos, f"expected a type, found {t.describe()}")
         return ty

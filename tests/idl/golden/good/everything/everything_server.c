@@ -372,8 +372,8 @@ static mk_cap_t rt_release_serve(const rt_ops_t *idl_ops, void *idl_ctx,
     return idl_info->reply;
 }
 
-static mk_cap_t rt_add_serve(const rt_ops_t *idl_ops, void *idl_ctx,
-                             const mk_recv_info_t *idl_info, mk_msg_t *idl_msg)
+static mk_cap_t rt_add_serve(const rt_ops_t *idl_ops, void *idl_ctx, const mk_recv_info_t *idl_info,
+                             mk_msg_t *idl_msg)
 {
     struct {
         uint32_t n;

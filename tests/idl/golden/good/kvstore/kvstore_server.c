@@ -4,8 +4,8 @@
  */
 #include "kvstore_server.h"
 
-static mk_cap_t kv_put_serve(const kv_ops_t *idl_ops, void *idl_ctx,
-                             const mk_recv_info_t *idl_info, mk_msg_t *idl_msg)
+static mk_cap_t kv_put_serve(const kv_ops_t *idl_ops, void *idl_ctx, const mk_recv_info_t *idl_info,
+                             mk_msg_t *idl_msg)
 {
     struct {
         char key[KV_KEY_MAX + 1];
@@ -51,8 +51,8 @@ static mk_cap_t kv_put_serve(const kv_ops_t *idl_ops, void *idl_ctx,
     return idl_info->reply;
 }
 
-static mk_cap_t kv_get_serve(const kv_ops_t *idl_ops, void *idl_ctx,
-                             const mk_recv_info_t *idl_info, mk_msg_t *idl_msg)
+static mk_cap_t kv_get_serve(const kv_ops_t *idl_ops, void *idl_ctx, const mk_recv_info_t *idl_info,
+                             mk_msg_t *idl_msg)
 {
     struct {
         char key[KV_KEY_MAX + 1];
@@ -96,8 +96,8 @@ static mk_cap_t kv_get_serve(const kv_ops_t *idl_ops, void *idl_ctx,
     return idl_info->reply;
 }
 
-static mk_cap_t kv_del_serve(const kv_ops_t *idl_ops, void *idl_ctx,
-                             const mk_recv_info_t *idl_info, mk_msg_t *idl_msg)
+static mk_cap_t kv_del_serve(const kv_ops_t *idl_ops, void *idl_ctx, const mk_recv_info_t *idl_info,
+                             mk_msg_t *idl_msg)
 {
     struct {
         char key[KV_KEY_MAX + 1];
