@@ -15,24 +15,24 @@
 
 /* ---- System model ---------------------------------------------------------- */
 
-#define NO_SYS 1                      /* no OS abstraction: one thread polls */
-#define LWIP_TIMERS 1                 /* sys_check_timeouts() runs lwIP's timers */
-#define SYS_LIGHTWEIGHT_PROT 0        /* single-threaded: no critical sections */
-#define LWIP_SOCKET 0                 /* raw API only */
+#define NO_SYS 1               /* no OS abstraction: one thread polls */
+#define LWIP_TIMERS 1          /* sys_check_timeouts() runs lwIP's timers */
+#define SYS_LIGHTWEIGHT_PROT 0 /* single-threaded: no critical sections */
+#define LWIP_SOCKET 0          /* raw API only */
 #define LWIP_NETCONN 0
 #define LWIP_NETIF_API 0
-#define LWIP_CALLBACK_API 1           /* tcp_recv()/tcp_sent()/... callbacks */
+#define LWIP_CALLBACK_API 1 /* tcp_recv()/tcp_sent()/... callbacks */
 
 /* ---- Memory ---------------------------------------------------------------- */
 
 /* 8, not 4: the same heap layout on 32-bit ARM and 64-bit hosts, and u64_t
  * fields in pool elements stay naturally aligned on both. */
 #define MEM_ALIGNMENT 8
-#define MEM_LIBC_MALLOC 0             /* lwIP's own heap, so MEM_STATS count it */
-#define MEMP_MEM_MALLOC 0             /* static pools, so MEMP_STATS count them */
-#define MEM_SIZE (512 * 1024)         /* heap for PBUF_RAM and friends */
+#define MEM_LIBC_MALLOC 0     /* lwIP's own heap, so MEM_STATS count it */
+#define MEMP_MEM_MALLOC 0     /* static pools, so MEMP_STATS count them */
+#define MEM_SIZE (512 * 1024) /* heap for PBUF_RAM and friends */
 
-#define MEMP_NUM_PBUF 64              /* PBUF_ROM/PBUF_REF headers */
+#define MEMP_NUM_PBUF 64 /* PBUF_ROM/PBUF_REF headers */
 #define MEMP_NUM_RAW_PCB 8
 #define MEMP_NUM_UDP_PCB 32
 #define MEMP_NUM_TCP_PCB 64
@@ -54,7 +54,7 @@
 #define ETHARP_SUPPORT_STATIC_ENTRIES 1
 #define LWIP_NETIF_STATUS_CALLBACK 1
 #define LWIP_NETIF_LINK_CALLBACK 1
-#define LWIP_NETIF_HOSTNAME 1         /* sent in DHCP requests */
+#define LWIP_NETIF_HOSTNAME 1          /* sent in DHCP requests */
 #define LWIP_CHECKSUM_CTRL_PER_NETIF 1 /* drivers with offload may skip checksums */
 
 /* Loopback: lwIP's own "lo" netif (127.0.0.1/8 and ::1), and packets to a
@@ -62,17 +62,17 @@
  * delivered by netif_poll()/netif_poll_all() from the event loop. */
 #define LWIP_HAVE_LOOPIF 1
 #define LWIP_NETIF_LOOPBACK 1
-#define LWIP_LOOPBACK_MAX_PBUFS 128   /* bound the queue of looped packets */
+#define LWIP_LOOPBACK_MAX_PBUFS 128 /* bound the queue of looped packets */
 
 /* ---- IPv4 ------------------------------------------------------------------ */
 
 #define LWIP_IPV4 1
-#define IP_FORWARD 0                  /* netsrv routes between ports itself */
+#define IP_FORWARD 0 /* netsrv routes between ports itself */
 #define IP_REASSEMBLY 1
-#define IP_REASS_MAX_PBUFS 64           /* a 64 KiB datagram is 45 fragments at MTU 1500 */
+#define IP_REASS_MAX_PBUFS 64 /* a 64 KiB datagram is 45 fragments at MTU 1500 */
 #define IP_FRAG 1
 #define LWIP_ICMP 1
-#define LWIP_RAW 1                    /* raw PCBs: ping */
+#define LWIP_RAW 1 /* raw PCBs: ping */
 #define LWIP_DHCP 1
 #define LWIP_AUTOIP 0
 #define LWIP_IGMP 0
@@ -82,8 +82,8 @@
 
 #define LWIP_IPV6 1
 #define LWIP_ICMP6 1
-#define LWIP_IPV6_MLD 1               /* needed for ND6 solicited-node groups */
-#define LWIP_IPV6_AUTOCONFIG 1        /* SLAAC; ND6 is always on with IPv6 */
+#define LWIP_IPV6_MLD 1        /* needed for ND6 solicited-node groups */
+#define LWIP_IPV6_AUTOCONFIG 1 /* SLAAC; ND6 is always on with IPv6 */
 #define LWIP_IPV6_FRAG 1
 #define LWIP_IPV6_REASS 1
 /* Reassembly bookkeeping does not fit in the 8-byte fragment header with
@@ -97,12 +97,12 @@
 #define LWIP_UDP 1
 #define LWIP_TCP 1
 #define TCP_MSS 1460
-#define TCP_WND (32 * TCP_MSS)        /* 46720: fits u16_t without window scaling */
+#define TCP_WND (32 * TCP_MSS) /* 46720: fits u16_t without window scaling */
 #define TCP_SND_BUF (32 * TCP_MSS)
 #define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + TCP_MSS - 1) / TCP_MSS)
 #define TCP_LISTEN_BACKLOG 1
 #define LWIP_TCP_KEEPALIVE 1
-#define SO_REUSE 1                    /* rebind a listening port after a restart */
+#define SO_REUSE 1 /* rebind a listening port after a restart */
 #define TCP_QUEUE_OOSEQ 1
 
 /* ---- Randomness ------------------------------------------------------------ */

@@ -248,8 +248,8 @@ static void check_no_leaks(void)
 {
     for (int i = 0; i < MEMP_MAX; i++) {
         const struct stats_mem *m = lwip_stats.memp[i];
-        ck_assert_msg(m->used == before.memp_used[i], "memp pool %s: %u in use, %u before",
-                      m->name, (unsigned)m->used, (unsigned)before.memp_used[i]);
+        ck_assert_msg(m->used == before.memp_used[i], "memp pool %s: %u in use, %u before", m->name,
+                      (unsigned)m->used, (unsigned)before.memp_used[i]);
         ck_assert_msg(m->err == 0, "memp pool %s: %u allocation failures", m->name,
                       (unsigned)m->err);
         ck_assert_msg(m->illegal == 0, "memp pool %s: %u illegal frees", m->name,
@@ -265,7 +265,7 @@ static void check_no_leaks(void)
 static void check_no_errors(const char *what, const struct stats_proto *now,
                             const struct stats_proto *then)
 {
-#define UNCHANGED(field)                                                                 \
+#define UNCHANGED(field)                                                               \
     ck_assert_msg(now->field == then->field, "%s.%s went from %u to %u", what, #field, \
                   (unsigned)then->field, (unsigned)now->field)
     UNCHANGED(drop);
@@ -302,10 +302,16 @@ typedef struct conn {
 static void conn_init(conn_t *c, const ip_addr_t *addr, u8_t iptype)
 {
     *c = (conn_t){
-        .client = {.name = "client", .tx_seed = 0x11, .rx_seed = 0x77,
-                   .tx_total = CLIENT_BYTES, .rx_total = SERVER_BYTES},
-        .server = {.name = "server", .tx_seed = 0x77, .rx_seed = 0x11,
-                   .tx_total = SERVER_BYTES, .rx_total = CLIENT_BYTES},
+        .client = {.name = "client",
+                   .tx_seed = 0x11,
+                   .rx_seed = 0x77,
+                   .tx_total = CLIENT_BYTES,
+                   .rx_total = SERVER_BYTES},
+        .server = {.name = "server",
+                   .tx_seed = 0x77,
+                   .rx_seed = 0x11,
+                   .tx_total = SERVER_BYTES,
+                   .rx_total = CLIENT_BYTES},
         .addr = addr,
         .iptype = iptype,
     };
@@ -361,10 +367,11 @@ static void conn_transfer(conn_t *c)
         side_push(sv);
         poll_step();
     }
-    ck_assert_msg(steps < MAX_STEPS_TRANSFER,
-                  "transfer stalled: client sent %zu/%zu got %zu/%zu, server sent %zu/%zu got %zu/%zu",
-                  cl->tx_acked, cl->tx_total, cl->rx_bytes, cl->rx_total, sv->tx_acked,
-                  sv->tx_total, sv->rx_bytes, sv->rx_total);
+    ck_assert_msg(
+        steps < MAX_STEPS_TRANSFER,
+        "transfer stalled: client sent %zu/%zu got %zu/%zu, server sent %zu/%zu got %zu/%zu",
+        cl->tx_acked, cl->tx_total, cl->rx_bytes, cl->rx_total, sv->tx_acked, sv->tx_total,
+        sv->rx_bytes, sv->rx_total);
     ck_assert_uint_eq(cl->rx_bytes, SERVER_BYTES);
     ck_assert_uint_eq(sv->rx_bytes, CLIENT_BYTES);
     ck_assert_uint_eq(cl->rx_bad, 0);
@@ -410,7 +417,8 @@ static void conn_close_and_check(conn_t *c)
     /* every segment sent was received; at least the data segments were sent */
     unsigned xmit = delta(lwip_stats.tcp.xmit, before.tcp.xmit);
     unsigned recv = delta(lwip_stats.tcp.recv, before.tcp.recv);
-    unsigned data_segs = (CLIENT_BYTES + TCP_MSS - 1) / TCP_MSS + (SERVER_BYTES + TCP_MSS - 1) / TCP_MSS;
+    unsigned data_segs =
+        (CLIENT_BYTES + TCP_MSS - 1) / TCP_MSS + (SERVER_BYTES + TCP_MSS - 1) / TCP_MSS;
     ck_assert_uint_eq(xmit, recv);
     ck_assert_uint_ge(xmit, data_segs);
     ck_assert_uint_eq(delta(lwip_stats.link.xmit, before.link.xmit),
@@ -488,8 +496,7 @@ START_TEST(tcp_both_windows_closed)
     for (steps = 0; steps < 6000; steps++)
         poll_step();
     unsigned quiet_xmit = delta(lwip_stats.tcp.xmit, xmit0);
-    ck_assert_msg(quiet_xmit < 100, "%u segments sent while both windows were closed",
-                  quiet_xmit);
+    ck_assert_msg(quiet_xmit < 100, "%u segments sent while both windows were closed", quiet_xmit);
     ck_assert_uint_eq(c.client.rx_bytes, TCP_WND);
     ck_assert_uint_eq(c.server.rx_bytes, TCP_WND);
     ck_assert_int_eq(c.client.errors + c.server.errors, 0);

@@ -23,11 +23,11 @@
 
 /* A failed lwIP assertion is an internal invariant broken: report and end
  * the task (abort() is a fault; init's restart policy decides what next). */
-#define LWIP_PLATFORM_ASSERT(x)                                                          \
-    do {                                                                                 \
+#define LWIP_PLATFORM_ASSERT(x)                                                            \
+    do {                                                                                   \
         fprintf(stderr, "lwIP assertion \"%s\" failed at %s:%d\n", x, __FILE__, __LINE__); \
-        fflush(NULL);                                                                    \
-        abort();                                                                         \
+        fflush(NULL);                                                                      \
+        abort();                                                                           \
     } while (0)
 
 /* Pseudo-random numbers for LWIP_RAND() (lwipopts.h); sys_arch.c. */
