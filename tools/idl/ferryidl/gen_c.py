@@ -278,6 +278,12 @@ class CGen:
             ps += self.param_send(p.type, p.name) if p.direction == "in" else self.param_ref(p.type, p.name)
         return ps
 
+    @staticmethod
+    def params_doc(m: M.Method) -> List[str]:
+        """One line per documented parameter."""
+        lines = [f"{p.direction} {p.name}: {first_line(p.doc)}" for p in m.params if p.doc]
+        return lines + [""] if lines else []
+
     def returns_doc(self, m: M.Method) -> List[str]:
         if m.oneway:
             return ["Oneway (mk_send, no reply). Returns 0 once the server took the message,",
@@ -298,7 +304,7 @@ class CGen:
         o += ["/* Every stub: `ep` is a capability to the server's endpoint, `timeout_ns`",
               " * bounds the whole call (MK_FOREVER: no limit). */", ""]
         for m in sorted(self.iface.methods, key=lambda m: m.id):
-            o += doc_comment(m.doc, extra=self.returns_doc(m))
+            o += doc_comment(m.doc, extra=self.params_doc(m) + self.returns_doc(m))
             o.append(proto(f"int32_t {self.n.client(m)}", self.client_params(m), ";"))
             o.append("")
         o += ["#endif /* " + g + " */", ""]
@@ -412,7 +418,7 @@ class CGen:
               " * Received capabilities belong to the handler. */",
               f"typedef struct {n.i}_ops {{"]
         for m in sorted(iface.methods, key=lambda m: m.id):
-            o += doc_comment(m.doc, "    ", self.handler_doc(m))
+            o += doc_comment(m.doc, "    ", self.params_doc(m) + self.handler_doc(m))
             ret = "void" if m.oneway else "int32_t"
             o.append(proto(f"    {ret} (*{m.name})", self.handler_params(m), ";"))
         o += [f"}} {n.ops()};", ""]

@@ -14,6 +14,10 @@
  * Store `value` under `key`, replacing any earlier value.
  * Returns the new version.
  *
+ * in value: The bytes to store.
+ * in persistent: Keep it across restarts.
+ * out version: The entry's version after this write.
+ *
  * Returns 0 (out parameters filled in), or:
  *   KV_ENOSPC - The store is full.
  *   IDL_E* protocol errors (IDL_ESTRING/IDL_ESEQ: an argument over its bound,

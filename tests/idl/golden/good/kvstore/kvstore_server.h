@@ -17,6 +17,10 @@ typedef struct kv_ops {
      * Store `value` under `key`, replacing any earlier value.
      * Returns the new version.
      *
+     * in value: The bytes to store.
+     * in persistent: Keep it across restarts.
+     * out version: The entry's version after this write.
+     *
      * Return 0, KV_ENOSPC.
      * Any other status is answered as IDL_ESERVER.
      */
