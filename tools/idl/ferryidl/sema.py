@@ -78,6 +78,9 @@ class Checker:
     def run(self) -> M.Interface:
         t = self.tree
         self.check_ident(t.name, t.pos, "interface name")
+        if t.name.lower() in ("idl", "mk"):
+            self.err(t.pos, f"interface name '{t.name}' would give its C names the runtime's "
+                     "reserved prefix ('idl_' or 'mk_')")
         for c in t.consts:
             self.const(c)
         # Errors and structs first so that methods can refer to them.
