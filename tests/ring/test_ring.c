@@ -412,8 +412,9 @@ START_TEST(test_desc_check_rules)
     /* Data would fit but the buffer it names runs past the end. */
     ck_assert_int_eq(ring_desc_check(r, desc(4096 - 64, 1), 0), RING_EBOUNDS);
     ck_assert_int_eq(ring_desc_check(r, desc(0xffffff00u, 0), RING_F_ZERO_LEN_OK), RING_EBOUNDS);
-    ck_assert_int_eq(ring_desc_check(r, desc(0xffffff00u, 255), 0), RING_EBOUNDS); /* ends at 2^32 - 1 */
-    ck_assert_int_eq(ring_desc_check(r, desc(0xffffff00u, 256), 0), RING_EOVERFLOW); /* ends at 2^32 */
+    /* Ends at 2^32 - 1: no wrap, but out of bounds. Ends at 2^32: wraps. */
+    ck_assert_int_eq(ring_desc_check(r, desc(0xffffff00u, 255), 0), RING_EBOUNDS);
+    ck_assert_int_eq(ring_desc_check(r, desc(0xffffff00u, 256), 0), RING_EOVERFLOW);
 }
 END_TEST
 
@@ -630,10 +631,11 @@ static void *scribble(void *arg)
         case 2:
             atomic_store(&s->q->slot[i].len, xorshift(&rng) % 300);
             break;
-        default: /* tails near the head, and wild ones */
-            atomic_store(&s->q->tail,
-                         (r & 4) ? xorshift(&rng) : atomic_load(&s->q->head) + xorshift(&rng) % (s->cap + 4));
+        default: { /* tails near the head, and wild ones */
+            uint32_t near = atomic_load(&s->q->head) + xorshift(&rng) % (s->cap + 4);
+            atomic_store(&s->q->tail, (r & 4) ? xorshift(&rng) : near);
             break;
+        }
         }
     }
     return NULL;

@@ -45,6 +45,8 @@ ring_err_t ring_queue_init(ring_queue_t *q, uint32_t capacity, uint32_t start)
 {
     if (!queue_ptr_ok(q) || !ring_capacity_ok(capacity))
         return RING_EINVAL;
+    /* Unordered initialising stores; the release store of tail below
+     * orders all of them. */
     for (uint32_t i = 0; i < capacity; i++) {
         fence_store_relaxed_u32(&q->slot[i].offset, 0);
         fence_store_relaxed_u32(&q->slot[i].len, 0);
@@ -158,6 +160,7 @@ bool ring_prod_need_signal(ring_prod_t *p)
      * store could sit in the store buffer while we read a stale flag, and
      * the consumer could meanwhile read the stale tail: both miss. */
     fence_full();
+    /* Relaxed: B5 above already orders this read after the tail store. */
     if (fence_load_relaxed_u32(&p->q->signal_wanted) == 0)
         return false;
     /* Clear before the caller signals: the consumer re-arms before its
@@ -266,6 +269,7 @@ bool ring_cons_prepare_sleep(ring_cons_t *c)
 {
     if (c->head != c->tail_seen)
         return false; /* still holding validated, undequeued descriptors */
+    /* Relaxed: B6 below orders this store before the tail re-read. */
     fence_store_relaxed_u32(&c->q->signal_wanted, 1);
     /* B6: orders the flag store above before the tail re-read below; pairs
      * with B5 in ring_prod_need_signal(). Either we see the producer's new
