@@ -6,6 +6,7 @@
 # stays clean on stdout.
 say() { printf 'ferry: %s\n' "$*" >&2; }
 warn() { printf 'ferry: warning: %s\n' "$*" >&2; }
+err() { printf 'ferry: error: %s\n' "$*" >&2; }
 die() {
     printf 'ferry: error: %s\n' "$*" >&2
     exit 1

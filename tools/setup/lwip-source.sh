@@ -122,9 +122,9 @@ fetch_lwip_tarball() { # fetch_lwip_tarball FILENAME HASH DEST
     local got
     got=$(sha256_of "$tmp/$name")
     if [ "$got" != "$want" ]; then
-        warn "REFUSING $name from Debian: sha256 mismatch"
-        warn "  expected $want (subprojects/lwip.wrap, source_hash)"
-        warn "  got      $got"
+        err "REFUSING $name from Debian: sha256 mismatch"
+        err "  expected $want (subprojects/lwip.wrap, source_hash)"
+        err "  got      $got"
         rm -rf "$tmp"
         return 1
     fi

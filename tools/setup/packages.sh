@@ -39,7 +39,7 @@ ensure_packages() {
     local log="${FERRY_LOGDIR}/apt.log"
     say "packages: apt-get update"
     run_logged "$log" apt_get update || return 1
-    say "packages: apt-get install (${#missing[@]} packages and their dependencies)"
+    say "packages: apt-get install (${#missing[@]} missing, with their dependencies)"
     run_logged "$log" apt_get install -y --no-install-recommends "${missing[@]}" || return 1
     mapfile -t missing < <(packages_missing "${FERRY_PACKAGES[@]}")
     if [ "${#missing[@]}" -ne 0 ]; then
