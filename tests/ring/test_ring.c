@@ -112,10 +112,8 @@ START_TEST(test_setup_rejects_bad_arguments)
     ck_assert_int_eq(ring_cons_attach(&c, q, 8, &region16, 0x80), RING_EINVAL);
 
     const ring_region_t bad[] = {
-        {.size = 0, .buf_size = 1, .align = 1},
-        {.size = 64, .buf_size = 0, .align = 1},
-        {.size = 64, .buf_size = 65, .align = 1},
-        {.size = 64, .buf_size = 64, .align = 0},
+        {.size = 0, .buf_size = 1, .align = 1},   {.size = 64, .buf_size = 0, .align = 1},
+        {.size = 64, .buf_size = 65, .align = 1}, {.size = 64, .buf_size = 64, .align = 0},
         {.size = 64, .buf_size = 64, .align = 3},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -359,7 +357,7 @@ START_TEST(test_signal_suppression)
     ck_assert_int_eq(ring_cons_dequeue(&x.c, &d), RING_EEMPTY);
     ck_assert_int_eq(ring_prod_enqueue(&x.p, desc(256, 1)), RING_OK);
     ring_prod_publish(&x.p);
-    ck_assert(!ring_prod_need_signal(&x.p)); /* flag not armed yet: no signal ... */
+    ck_assert(!ring_prod_need_signal(&x.p));   /* flag not armed yet: no signal ... */
     ck_assert(!ring_cons_prepare_sleep(&x.c)); /* ... and the re-check catches it */
     ck_assert_int_eq(ring_cons_dequeue(&x.c, &d), RING_OK);
     pair_fini(&x);
@@ -426,8 +424,8 @@ START_TEST(test_hostile_descriptors)
         ring_desc_t d;
         ring_err_t err;
     } cases[] = {
-        {{.offset = 16 * 256, .len = 10}, RING_EBOUNDS},       /* just past the region */
-        {{.offset = 0x40000000u, .len = 10}, RING_EBOUNDS},    /* far outside */
+        {{.offset = 16 * 256, .len = 10}, RING_EBOUNDS},           /* just past the region */
+        {{.offset = 0x40000000u, .len = 10}, RING_EBOUNDS},        /* far outside */
         {{.offset = UINT32_MAX - 63, .len = 128}, RING_EOVERFLOW}, /* offset + len wraps */
         {{.offset = 4, .len = 10}, RING_EALIGN},
         {{.offset = 0, .len = 0}, RING_EZERO},
@@ -951,10 +949,9 @@ static void stress_run(struct stress *st)
     fprintf(stderr,
             "ring stress%s: %u/%u descriptors; filler: %u sleeps, %u signals sent, %s; "
             "drainer: %u sleeps, %u signals sent, %s\n",
-            st->broken ? " (broken consumer)" : "", st->drainer.done, st->total,
-            st->filler.sleeps, st->filler.signals, st->filler.failure ? st->filler.failure : "ok",
-            st->drainer.sleeps, st->drainer.signals,
-            st->drainer.failure ? st->drainer.failure : "ok");
+            st->broken ? " (broken consumer)" : "", st->drainer.done, st->total, st->filler.sleeps,
+            st->filler.signals, st->filler.failure ? st->filler.failure : "ok", st->drainer.sleeps,
+            st->drainer.signals, st->drainer.failure ? st->drainer.failure : "ok");
     free(st->region);
     free(st->freeq);
     free(st->activeq);

@@ -235,10 +235,10 @@ static inline void *ring_desc_buf(void *region_base, ring_desc_t d)
  * through the functions (tests read the counters). */
 typedef struct ring_prod {
     ring_queue_t *q;
-    uint32_t mask;      /* capacity - 1 */
-    uint32_t tail;      /* private truth; published by ring_prod_publish() */
-    uint32_t head_seen; /* last validated head read from the consumer */
-    uint32_t signals;   /* times ring_prod_need_signal() said yes */
+    uint32_t mask;              /* capacity - 1 */
+    uint32_t tail;              /* private truth; published by ring_prod_publish() */
+    uint32_t head_seen;         /* last validated head read from the consumer */
+    uint32_t signals;           /* times ring_prod_need_signal() said yes */
     uint32_t errors[RING_NERR]; /* per code, indexed by -err (peer faults only) */
 } ring_prod_t;
 
@@ -278,11 +278,11 @@ uint32_t ring_prod_errors(const ring_prod_t *p, ring_err_t err);
 /* Process-private consumer state. */
 typedef struct ring_cons {
     ring_queue_t *q;
-    uint32_t mask;        /* capacity - 1 */
-    uint32_t head;        /* private truth; published by ring_cons_publish() */
-    uint32_t tail_seen;   /* last validated tail read from the producer */
-    uint32_t flags;       /* RING_F_* validation flags */
-    ring_region_t region; /* trusted copy, every descriptor is checked against it */
+    uint32_t mask;              /* capacity - 1 */
+    uint32_t head;              /* private truth; published by ring_cons_publish() */
+    uint32_t tail_seen;         /* last validated tail read from the producer */
+    uint32_t flags;             /* RING_F_* validation flags */
+    ring_region_t region;       /* trusted copy, every descriptor is checked against it */
     uint32_t errors[RING_NERR]; /* per code, indexed by -err (peer faults only) */
 } ring_cons_t;
 

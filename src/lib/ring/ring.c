@@ -10,16 +10,26 @@
 const char *ring_strerror(ring_err_t err)
 {
     switch (err) {
-    case RING_OK: return "ok";
-    case RING_EINVAL: return "invalid argument";
-    case RING_EFULL: return "queue full";
-    case RING_EEMPTY: return "queue empty";
-    case RING_EINDEX: return "peer index out of range";
-    case RING_EZERO: return "descriptor length is zero";
-    case RING_ELENGTH: return "descriptor length exceeds buffer size";
-    case RING_EOVERFLOW: return "descriptor offset + length overflows";
-    case RING_EALIGN: return "descriptor offset misaligned";
-    case RING_EBOUNDS: return "descriptor buffer outside region";
+    case RING_OK:
+        return "ok";
+    case RING_EINVAL:
+        return "invalid argument";
+    case RING_EFULL:
+        return "queue full";
+    case RING_EEMPTY:
+        return "queue empty";
+    case RING_EINDEX:
+        return "peer index out of range";
+    case RING_EZERO:
+        return "descriptor length is zero";
+    case RING_ELENGTH:
+        return "descriptor length exceeds buffer size";
+    case RING_EOVERFLOW:
+        return "descriptor offset + length overflows";
+    case RING_EALIGN:
+        return "descriptor offset misaligned";
+    case RING_EBOUNDS:
+        return "descriptor buffer outside region";
     }
     return "unknown ring error";
 }
