@@ -26,7 +26,7 @@
  *
  * Each party keeps its own index (tail for the producer, head for the
  * consumer) in process-private state (ring_prod_t, ring_cons_t) and only
- * ever WRITES its copy in shared memory: it never reads its own index back,
+ * ever WRITES its copy in shared memory: after attaching it never reads it back,
  * so a hostile peer that overwrites it changes nothing. The peer's index is
  * read and validated (0 <= tail - head <= capacity) before use; an
  * impossible value is an error (RING_EINDEX), never trusted. The capacity
