@@ -59,9 +59,9 @@ typedef struct server {
 
 static server_t server; /* only the server task's thread touches it */
 
-static int32_t h_ints(void *ctx, const mk_recv_info_t *info, uint8_t a8, uint16_t a16,
-                      uint32_t a32, uint64_t a64, int8_t s8, int16_t s16, int32_t s32,
-                      int64_t s64, bool flag, uint64_t *sum, int64_t *ssum, bool *notflag)
+static int32_t h_ints(void *ctx, const mk_recv_info_t *info, uint8_t a8, uint16_t a16, uint32_t a32,
+                      uint64_t a64, int8_t s8, int16_t s16, int32_t s32, int64_t s64, bool flag,
+                      uint64_t *sum, int64_t *ssum, bool *notflag)
 {
     (void)ctx;
     (void)info;
@@ -320,14 +320,16 @@ START_TEST(test_integers_and_bool)
     uint64_t sum = 0;
     int64_t ssum = 0;
     bool notflag = false;
-    ck_assert_int_eq(rt_ints(ep, TIMEOUT, 0xff, 0xffff, 0xffffffffu, 1, -128, -32768, INT32_MIN,
-                             -5, false, &sum, &ssum, &notflag), 0);
+    ck_assert_int_eq(rt_ints(ep, TIMEOUT, 0xff, 0xffff, 0xffffffffu, 1, -128, -32768, INT32_MIN, -5,
+                             false, &sum, &ssum, &notflag),
+                     0);
     ck_assert_uint_eq(sum, 0xffull + 0xffffull + 0xffffffffull + 1);
     ck_assert_int_eq(ssum, -128 - 32768 + (int64_t)INT32_MIN - 5);
     ck_assert(notflag);
     int64_t s64 = INT64_MAX - 127 - 32767 - INT32_MAX;
     ck_assert_int_eq(rt_ints(ep, TIMEOUT, 1, 2, 3, UINT64_MAX - 6, 127, 32767, INT32_MAX, s64, true,
-                             &sum, &ssum, &notflag), 0);
+                             &sum, &ssum, &notflag),
+                     0);
     ck_assert_uint_eq(sum, UINT64_MAX);
     ck_assert_int_eq(ssum, INT64_MAX);
     ck_assert(!notflag);
@@ -364,8 +366,9 @@ START_TEST(test_sequences)
     bool bools[12] = {true, false, true, true, false, false, true, false, true, true, false, true};
     int8_t small[9] = {-128, 127, -1, 5, 0, 0, 0, 0, 1};
     int64_t smallsum = 0;
-    ck_assert_int_eq(rt_seqs(ep, TIMEOUT, v, RT_ITEMS_MAX, rev, &rev_len, bools, &bools_len, small, 9,
-                             &smallsum), 0);
+    ck_assert_int_eq(rt_seqs(ep, TIMEOUT, v, RT_ITEMS_MAX, rev, &rev_len, bools, &bools_len, small,
+                             9, &smallsum),
+                     0);
     ck_assert_uint_eq(rev_len, RT_ITEMS_MAX);
     for (uint32_t i = 0; i < RT_ITEMS_MAX; i++)
         ck_assert_uint_eq(rev[i], v[RT_ITEMS_MAX - 1 - i]);
@@ -375,8 +378,8 @@ START_TEST(test_sequences)
     ck_assert_int_eq(smallsum, 4);
     /* empty sequences */
     bools_len = 0;
-    ck_assert_int_eq(rt_seqs(ep, TIMEOUT, v, 0, rev, &rev_len, bools, &bools_len, small, 0,
-                             &smallsum), 0);
+    ck_assert_int_eq(
+        rt_seqs(ep, TIMEOUT, v, 0, rev, &rev_len, bools, &bools_len, small, 0, &smallsum), 0);
     ck_assert_uint_eq(rev_len, 0);
     ck_assert_int_eq(smallsum, 0);
 }
@@ -427,7 +430,7 @@ START_TEST(test_cap_in)
     ck_assert_int_eq(rt_poke(ep, TIMEOUT, nb, &badge), 0);
     ck_assert_uint_eq(badge, 0x30);
     ck_assert_int_eq(mk_poll(n, &bits), MK_OK);
-    ck_assert_uint_eq(bits, 0x30); /* the server really signalled it */
+    ck_assert_uint_eq(bits, 0x30);           /* the server really signalled it */
     ck_assert_uint_eq(server_caps(), caps0); /* and deleted its copy */
     /* A cap without the grant right cannot be sent: the kernel refuses. */
     mk_cap_t nogrant;
@@ -558,8 +561,9 @@ START_TEST(test_client_argument_checks)
     int64_t sum;
     uint32_t before = server_requests();
     ck_assert_int_eq(rt_strings(ep, TIMEOUT, "0123456789abcdefX", up, io), IDL_ESTRING);
-    ck_assert_int_eq(rt_seqs(ep, TIMEOUT, v, RT_ITEMS_MAX + 1, rev, &rev_len, bools, &bools_len,
-                             small, 1, &sum), IDL_ESEQ);
+    ck_assert_int_eq(
+        rt_seqs(ep, TIMEOUT, v, RT_ITEMS_MAX + 1, rev, &rev_len, bools, &bools_len, small, 1, &sum),
+        IDL_ESEQ);
     bools_len = 1;
     ck_assert_int_eq(rt_seqs(ep, TIMEOUT, v, 1, rev, &rev_len, bools, &bools_len, small, 10, &sum),
                      IDL_ESEQ);
@@ -654,10 +658,10 @@ START_TEST(test_hostile_requests)
     m.mr[1] = RT_ITEMS_MAX + 1;
     ck_assert_int_eq(raw_call(&m), IDL_ESEQ);
     raw_init(&m, RT_SEQS_ID, 0);
-    m.mr[1] = 0;    /* v: empty */
-    m.mr[2] = 2;    /* bools: 2 elements */
+    m.mr[1] = 0;      /* v: empty */
+    m.mr[2] = 2;      /* bools: 2 elements */
     m.mr[3] = 0x0701; /* bytes 1, 7 */
-    m.mr[4] = 0;    /* small: empty */
+    m.mr[4] = 0;      /* small: empty */
     m.words = 5;
     ck_assert_int_eq(raw_call(&m), IDL_EVALUE);
     raw_init(&m, RT_SEQS_ID, 0);
@@ -716,10 +720,14 @@ static uint64_t rng(void)
 static uint64_t random_word(void)
 {
     switch (rng() % 4) {
-    case 0: return rng() % 2;
-    case 1: return rng() % 24;
-    case 2: return rng();
-    default: return rng() % 0x100;
+    case 0:
+        return rng() % 2;
+    case 1:
+        return rng() % 24;
+    case 2:
+        return rng();
+    default:
+        return rng() % 0x100;
     }
 }
 

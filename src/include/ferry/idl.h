@@ -84,18 +84,30 @@ static inline uint32_t idl_error_number(int32_t status)
 static inline const char *idl_protocol_strerror(int32_t status)
 {
     switch (status) {
-    case 0: return "ok";
-    case IDL_EHASH: return "interface hash mismatch";
-    case IDL_EMETHOD: return "unknown method";
-    case IDL_EKIND: return "call/send mismatch";
-    case IDL_ECAPS: return "wrong capability count";
-    case IDL_ESIZE: return "wrong message size";
-    case IDL_EVALUE: return "value out of range";
-    case IDL_ESTRING: return "bad string";
-    case IDL_ESEQ: return "sequence too long";
-    case IDL_ESERVER: return "server broke the interface contract";
-    case IDL_EREPLY: return "malformed reply";
-    default: return NULL;
+    case 0:
+        return "ok";
+    case IDL_EHASH:
+        return "interface hash mismatch";
+    case IDL_EMETHOD:
+        return "unknown method";
+    case IDL_EKIND:
+        return "call/send mismatch";
+    case IDL_ECAPS:
+        return "wrong capability count";
+    case IDL_ESIZE:
+        return "wrong message size";
+    case IDL_EVALUE:
+        return "value out of range";
+    case IDL_ESTRING:
+        return "bad string";
+    case IDL_ESEQ:
+        return "sequence too long";
+    case IDL_ESERVER:
+        return "server broke the interface contract";
+    case IDL_EREPLY:
+        return "malformed reply";
+    default:
+        return NULL;
     }
 }
 
