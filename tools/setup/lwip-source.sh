@@ -149,10 +149,10 @@ ensure_lwip_source_locked() {
     want=$(wrap_value source_hash)
     dir="$FERRY_ROOT/subprojects/$(wrap_value directory)"
     cache="$FERRY_ROOT/subprojects/packagecache/$name"
-    [ -n "$name" ] && [ -n "$want" ] || {
-        warn "subprojects/lwip.wrap lacks source_filename or source_hash"
+    if [ -z "$name" ] || [ -z "$want" ]; then
+        err "subprojects/lwip.wrap lacks source_filename or source_hash"
         return 1
-    }
+    fi
 
     if [ -f "$cache" ]; then
         local got
