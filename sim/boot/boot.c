@@ -270,8 +270,12 @@ static int parse_list(ctx_t *c, config_t *cf, const char *key, enum boot_obj_kin
         if (tasks) {
             if (c->cfg->ntasks >= BOOT_MAX_TASKS)
                 return fail(c, g, "more than %d tasks", BOOT_MAX_TASKS);
-            if (parse_task(c, g, &c->cfg->tasks[c->cfg->ntasks]))
+            boot_task_t *t = &c->cfg->tasks[c->cfg->ntasks];
+            if (parse_task(c, g, t)) {
+                for (int a = 0; a < t->argc; a++)
+                    free(t->argv[a]); /* not yet counted, so boot_free skips it */
                 return -1;
+            }
             c->cfg->ntasks++;
         } else if (parse_obj(c, g, kind)) {
             return -1;

@@ -141,6 +141,9 @@ static mk_err_t send_common(mk_cap_t ep, mk_msg_t *msg, uint64_t timeout_ns, boo
             goto out;
         r->badge = c->badge;
         r->notified = 0;
+        t->peer = k_thread_index(r);
+        r->peer = k_thread_index(t);
+        o->u.ep.last_sender = k_thread_index(t);
         k_dequeue(&o->u.ep.recvq, r);
         k_wake(r, MK_OK);
         if (!call)
@@ -154,6 +157,7 @@ static mk_err_t send_common(mk_cap_t ep, mk_msg_t *msg, uint64_t timeout_ns, boo
         t->is_call = call;
         t->state = KTH_BLOCKED_SEND;
         t->wait_obj = c->obj;
+        t->peer = o->u.ep.last_receiver;
         k_enqueue(&o->u.ep.sendq, t);
     }
     if (!k_block(t, deadline)) {
@@ -209,6 +213,8 @@ static mk_err_t recv_locked(k_thread_t *t, mk_cap_t ep, mk_msg_t *msg, mk_recv_i
             continue;
         }
         info->badge = s->badge;
+        s->peer = k_thread_index(t);
+        o->u.ep.last_sender = k_thread_index(s);
         if (!call)
             k_wake(s, MK_OK);
         goto out;
@@ -221,6 +227,9 @@ static mk_err_t recv_locked(k_thread_t *t, mk_cap_t ep, mk_msg_t *msg, mk_recv_i
     t->state = KTH_BLOCKED_RECV;
     t->wait_obj = c->obj;
     t->notified = 0;
+    o->u.ep.last_receiver = k_thread_index(t);
+    if (t->peer == 0)
+        t->peer = o->u.ep.last_sender;
     k_enqueue(&o->u.ep.recvq, t);
     if (!k_block(t, deadline)) {
         k_cancel_wait(t);
@@ -274,6 +283,7 @@ static mk_err_t reply_locked(k_thread_t *t, mk_cap_t reply, const mk_msg_t *msg)
         k_thread_t *caller = &K->threads[o->u.reply.caller];
         mk_cap_t unused;
         err = transfer(t, msg, false, caller, &caller->msg, &unused);
+        t->peer = o->u.reply.caller; /* it will probably call again */
         k_wake(caller, err); /* a bad reply still ends the caller's wait */
     }
     o->u.reply.state = KR_CANCELED; /* answered: removing the cap wakes nobody */

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,7 @@ k_thread_t *k_current(mk_err_t *err)
         return NULL;
     }
     *err = MK_OK;
+    atomic_store_explicit(&t->cpu, sched_getcpu(), memory_order_relaxed);
     return t;
 }
 
@@ -155,10 +157,22 @@ bool k_futex_wait(_Atomic uint32_t *addr, uint32_t val, uint64_t deadline)
     return true;
 }
 
+/* Spinning only pays when whoever will wake us runs on another CPU: on the
+ * same CPU it would just delay that thread. The peer is a best guess kept
+ * by the operations (receiver of our call, client we answered, last sender
+ * or signaller); 0 = unknown, spin. */
+static bool worth_spinning(const k_thread_t *t)
+{
+    if (t->peer == 0 || t->peer >= K_MAX_THREADS)
+        return true;
+    int peer_cpu = atomic_load_explicit(&K->threads[t->peer].cpu, memory_order_relaxed);
+    return peer_cpu != atomic_load_explicit(&t->cpu, memory_order_relaxed);
+}
+
 bool k_block(k_thread_t *t, uint64_t deadline)
 {
+    uint64_t spin = worth_spinning(t) ? K->spin_ns : 0;
     k_unlock();
-    uint64_t spin = K->spin_ns;
     if (spin > 0) {
         uint64_t end = mk_time_ns() + spin;
         if (end > deadline)

@@ -65,11 +65,13 @@ typedef struct k_obj {
         struct {
             k_queue_t sendq, recvq;
             uint32_t recv_refs; /* caps with MK_RIGHT_RECV; 0 after the first = dead */
+            uint32_t last_sender, last_receiver; /* spin hints */
         } ep;
         struct {
             uint64_t word;
             uint32_t waiter; /* thread in mk_wait, 0 = none */
             uint32_t bound;  /* thread bound with mk_ntfn_bind, 0 = none */
+            uint32_t last_signaller; /* spin hint */
         } ntfn;
         struct {
             uint64_t size;
@@ -95,6 +97,8 @@ typedef struct k_thread {
     uint64_t badge;      /* sender's badge / notification bits on delivery */
     mk_cap_t reply_slot; /* receiver: reply capability created for a call */
     uint32_t notified;   /* receiver: woken by its bound notification */
+    uint32_t peer;             /* best guess of the thread that will wake this one */
+    _Atomic int32_t cpu;       /* CPU this thread last entered the kernel on */
     _Atomic uint32_t wake;     /* futex word: 0 waiting, 1 completed */
     _Atomic uint32_t sleeping; /* 1 while (about to be) in FUTEX_WAIT */
     mk_msg_t msg;              /* message in transit (see header comment) */

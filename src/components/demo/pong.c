@@ -44,7 +44,8 @@ int demo_pong_main(int argc, char **argv)
         }
         reply = info.reply;
         if (m.label != DEMO_LABEL_CHECKSUM || m.words != 2 || m.mr[0] >= size || m.mr[1] > size - m.mr[0]) {
-            mk_log("bad request from client %llu: label %u, %u words", (unsigned long long)info.badge, m.label, m.words);
+            mk_log("bad request from client %llu: label %u, %u words", (unsigned long long)info.badge, (unsigned)m.label,
+                   (unsigned)m.words);
             m = (mk_msg_t){.label = (uint32_t)MK_EINVAL};
             continue;
         }
