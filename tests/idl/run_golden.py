@@ -26,6 +26,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "golden")
+GOLDEN_SUFFIX = ".golden"
 DEFAULT_COMPILER = os.path.join(HERE, "..", "..", "tools", "idl", "ferry_idl.py")
 ARGS = argparse.Namespace(compiler=DEFAULT_COMPILER, update=False)
 
@@ -60,13 +61,18 @@ class GoodInputs(unittest.TestCase):
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertEqual(r.stderr, "")
                 want_dir = os.path.join(GOLDEN, "good", base)
+                # Stored as <file>.golden, so that no committed file looks
+                # like a generated stub (*_client.c, *_server.c).
                 if ARGS.update:
                     shutil.rmtree(want_dir, ignore_errors=True)
-                    shutil.copytree(out, want_dir)
+                    os.makedirs(want_dir)
+                    for f in os.listdir(out):
+                        shutil.copyfile(os.path.join(out, f), os.path.join(want_dir, f + GOLDEN_SUFFIX))
                 got = sorted(os.listdir(out))
-                self.assertEqual(got, sorted(os.listdir(want_dir)), "set of generated files")
+                self.assertEqual([f + GOLDEN_SUFFIX for f in got], sorted(os.listdir(want_dir)),
+                                 "set of generated files")
                 for f in got:
-                    self.assertEqual(read(os.path.join(out, f)), read(os.path.join(want_dir, f)),
+                    self.assertEqual(read(os.path.join(out, f)), read(os.path.join(want_dir, f + GOLDEN_SUFFIX)),
                                      f"{base}/{f} differs from the golden file (run with --update to "
                                      "accept, then review the diff)")
 
