@@ -23,6 +23,17 @@
 #define LWIP_NETIF_API 0
 #define LWIP_CALLBACK_API 1 /* tcp_recv()/tcp_sent()/... callbacks */
 
+/* One thread, checked: every lwIP entry point runs LWIP_ASSERT_CORE_LOCKED(),
+ * which here asserts that the caller is the thread that claimed lwIP with
+ * ferry_lwip_core_claim() (netsrv's event loop, before lwip_init()). Until a
+ * thread claims it (tests that drive lwIP directly), the check is off.
+ * Implemented in sys_arch.c. */
+#ifndef __ASSEMBLER__
+int ferry_lwip_core_claim(void);
+void ferry_lwip_assert_core_locked(void);
+#endif
+#define LWIP_ASSERT_CORE_LOCKED() ferry_lwip_assert_core_locked()
+
 /* ---- Memory ---------------------------------------------------------------- */
 
 /* 8, not 4: the same heap layout on 32-bit ARM and 64-bit hosts, and u64_t
@@ -54,6 +65,7 @@
 #define ETHARP_SUPPORT_STATIC_ENTRIES 1
 #define LWIP_NETIF_STATUS_CALLBACK 1
 #define LWIP_NETIF_LINK_CALLBACK 1
+#define LWIP_NETIF_EXT_STATUS_CALLBACK 1 /* netsrv logs link, DHCP and SLAAC events */
 #define LWIP_NETIF_HOSTNAME 1          /* sent in DHCP requests */
 #define LWIP_CHECKSUM_CTRL_PER_NETIF 1 /* drivers with offload may skip checksums */
 
@@ -117,6 +129,7 @@
  * tests use MEM/MEMP counters to prove nothing leaked. */
 #define LWIP_STATS 1
 #define LWIP_STATS_DISPLAY 1
+#define LWIP_STATS_LARGE 1 /* 32-bit counters: 16-bit ones wrap within seconds under load */
 #define LINK_STATS 1
 #define ETHARP_STATS 1
 #define IP_STATS 1

@@ -7,12 +7,15 @@
  * the clock.
  *
  * Single-threaded like the rest of lwIP here: only the thread that drives
- * lwIP may call these.
+ * lwIP may call these. That rule is checked: LWIP_ASSERT_CORE_LOCKED()
+ * (lwipopts.h) calls ferry_lwip_assert_core_locked() below.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "ferry/mk.h"
 #include "lwip/arch.h"
+#include "lwip/debug.h"
 #include "lwip/sys.h"
 
 /* Milliseconds since an arbitrary start; wraps every 49.7 days, which lwIP's
@@ -39,4 +42,40 @@ uint32_t ferry_lwip_rand(void)
     x ^= x << 5;
     rand_state = x;
     return x;
+}
+
+/* ---- The one lwIP thread ---------------------------------------------------- */
+
+/* Each thread has its own copy of thread_marker, so its address names the
+ * calling thread. This is plain C11 thread storage: pthreads in the
+ * simulator, the thread pointer register (TPIDRURO) on ARMv7-A, which the
+ * target backend sets per thread. core_owner is the marker address of the
+ * thread that claimed lwIP; it never changes afterwards, because lwIP's
+ * global state cannot be handed to another thread or initialised twice (in
+ * the simulator, in-process tasks share one address space and so one lwIP). */
+static _Thread_local char thread_marker;
+static _Atomic(const char *) core_owner; /* NULL: unclaimed, check off */
+
+/* The calling thread becomes lwIP's only thread. Returns 1 if it now owns
+ * lwIP (or already did), 0 if another thread claimed it first. */
+int ferry_lwip_core_claim(void)
+{
+    const char *expected = NULL;
+
+    if (atomic_compare_exchange_strong(&core_owner, &expected, &thread_marker))
+        return 1;
+    return expected == &thread_marker;
+}
+
+/* LWIP_ASSERT_CORE_LOCKED(): the caller must be the owner. Relaxed load: the
+ * owner always sees its own store; a stray thread that raced with the claim
+ * and still sees NULL passes this once, which is the best a check without a
+ * lock can do (the point is to catch the bug, not to make it safe). */
+void ferry_lwip_assert_core_locked(void)
+{
+    const char *owner = atomic_load_explicit(&core_owner, memory_order_relaxed);
+
+    LWIP_ASSERT("lwIP called from a thread other than the one that claimed it",
+                owner == NULL || owner == &thread_marker);
+    (void)owner; /* LWIP_NOASSERT builds */
 }
