@@ -5,11 +5,13 @@
 #include "boot.h"
 
 #include <demo.h>
+#include <nic_slirp.h>
 #include <string.h>
 
 const boot_component_t boot_components[] = {
     {"demo-ping", demo_ping_main, "foundation demo client (IPC, shared memory, notification)"},
     {"demo-pong", demo_pong_main, "foundation demo server"},
+    {"nic-slirp", nic_slirp_main, "NIC driver on libslirp (user-mode network, host loopback only)"},
     {NULL, NULL, NULL},
 };
 
