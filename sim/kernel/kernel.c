@@ -84,9 +84,44 @@ const char *mk_strerror(mk_err_t err)
 
 /* ---- The big kernel lock --------------------------------------------------- */
 
+/* CPU the calling thread took the kernel lock on (k_lock), for k_current. */
+static __thread int k_lock_cpu_self;
+
+/* The lock is contended: spin (trylock) while its holder runs on another
+ * CPU, then sleep in pthread_mutex_lock. Kernel operations hold the lock for
+ * well under a microsecond, and a thread woken by an IPC comes back for it
+ * while its waker is still leaving the kernel: sleeping there would cost a
+ * FUTEX_WAIT here and a FUTEX_WAKE in the holder's unlock. A holder on our
+ * own CPU cannot progress while we spin, so then we sleep at once. */
+static int lock_contended(int cpu)
+{
+    uint64_t budget = K->spin_ns, end = 0;
+    for (uint32_t n = 0; budget > 0; n++) {
+        /* relaxed: a hint only; the mutex itself orders the kernel state. */
+        if (atomic_load_explicit(&K->lock_cpu, memory_order_relaxed) == cpu)
+            break;
+        for (int i = 0; i < 8; i++)
+            cpu_relax();
+        int r = pthread_mutex_trylock(&K->lock);
+        if (r != EBUSY)
+            return r;
+        if ((n & 15) == 15) {
+            uint64_t now = mk_time_ns();
+            if (end == 0)
+                end = now + budget;
+            else if (now >= end)
+                break;
+        }
+    }
+    return pthread_mutex_lock(&K->lock);
+}
+
 void k_lock(void)
 {
-    int r = pthread_mutex_lock(&K->lock);
+    int cpu = sched_getcpu();
+    int r = pthread_mutex_trylock(&K->lock);
+    if (r == EBUSY)
+        r = lock_contended(cpu);
     if (r == EOWNERDEAD) {
         /* A process died inside a kernel operation. Kernel operations keep
          * the state consistent at every point where a host process can be
@@ -97,6 +132,9 @@ void k_lock(void)
         k_warn("kernel lock failed: %s", strerror(r));
         abort();
     }
+    /* relaxed: read only as a spin hint by lock_contended. */
+    atomic_store_explicit(&K->lock_cpu, cpu, memory_order_relaxed);
+    k_lock_cpu_self = cpu;
 }
 
 void k_unlock(void)
@@ -120,7 +158,10 @@ k_thread_t *k_current(mk_err_t *err)
         return NULL;
     }
     *err = MK_OK;
-    atomic_store_explicit(&t->cpu, sched_getcpu(), memory_order_relaxed);
+    /* relaxed: a spin hint (worth_spinning), written under the lock. Stored
+     * only when it changed, so peers reading it keep their cached copy. */
+    if (atomic_load_explicit(&t->cpu, memory_order_relaxed) != k_lock_cpu_self)
+        atomic_store_explicit(&t->cpu, k_lock_cpu_self, memory_order_relaxed);
     return t;
 }
 

@@ -7,7 +7,8 @@
  * kernel) and guarded by `lock`, a robust process-shared mutex: the big
  * kernel lock. Rules:
  *  - Every field is read and written with `lock` held, except
- *    k_thread.wake / k_thread.sleeping (the futex handshake, see kernel.c).
+ *    k_thread.wake / k_thread.sleeping (the futex handshake, see kernel.c)
+ *    and k_state.lock_cpu (a spin hint, read relaxed by lock waiters).
  *  - Index 0 of the thread and object tables is never used, so 0 means "none".
  *  - A thread's `msg` buffer is written by the kernel operation that
  *    completes the thread's wait, strictly before `wake` is set (release);
@@ -22,7 +23,7 @@
 #include <stdatomic.h>
 
 #define K_MAGIC 0x4b595252454646ull /* "FFERRYK" */
-#define K_VERSION 1u
+#define K_VERSION 2u
 
 #define K_MAX_TASKS 64
 #define K_MAX_THREADS 512
@@ -127,8 +128,8 @@ typedef struct k_state {
     uint32_t version;
     uint32_t size;
     pthread_mutex_t lock; /* robust, process-shared: the big kernel lock */
+    _Atomic int32_t lock_cpu; /* CPU of the lock's last taker (spin hint, k_lock) */
     uint32_t obj_hint;
-    uint32_t spare;
     uint64_t spin_ns;
     k_task_t tasks[K_MAX_TASKS];
     k_thread_t threads[K_MAX_THREADS];
