@@ -364,24 +364,36 @@ mk_err_t k_cap_get(k_task_t *task, mk_cap_t slot, uint32_t type, uint32_t rights
     return MK_OK;
 }
 
+/* The lowest slot that may be free. */
+static uint32_t cap_first_free(const k_task_t *task)
+{
+    return task->free_hint ? task->free_hint : 1;
+}
+
 uint32_t k_cap_free_slots(const k_task_t *task, uint32_t want)
 {
     uint32_t n = 0;
-    for (uint32_t s = 1; s < K_CSPACE_SLOTS && n < want; s++)
+    for (uint32_t s = cap_first_free(task); s < K_CSPACE_SLOTS && n < want; s++)
         if (task->cspace[s].type == MK_OBJ_NONE)
             n++;
     return n;
 }
 
+/* Slots are handed out lowest first. The hint is written only when it
+ * moves, so a task whose slots come and go at the same place (a server's
+ * reply capabilities) keeps its task header unwritten. */
 mk_err_t k_cap_insert(k_task_t *task, uint32_t type, uint32_t rights, uint32_t obj,
                       uint64_t badge, mk_cap_t *out)
 {
-    for (mk_cap_t s = 1; s < K_CSPACE_SLOTS; s++) {
+    for (mk_cap_t s = cap_first_free(task); s < K_CSPACE_SLOTS; s++) {
         k_cap_t *c = &task->cspace[s];
         if (c->type != MK_OBJ_NONE)
             continue;
-        c->type = (uint16_t)type;
-        c->rights = (uint16_t)rights;
+        if (task->free_hint != s)
+            task->free_hint = s;
+        c->type = (uint8_t)type;
+        c->rights = (uint8_t)rights;
+        c->named = 0;
         c->obj = obj;
         c->badge = badge;
         K->objs[obj].refs++;
@@ -390,6 +402,8 @@ mk_err_t k_cap_insert(k_task_t *task, uint32_t type, uint32_t rights, uint32_t o
         *out = s;
         return MK_OK;
     }
+    if (task->free_hint != K_CSPACE_SLOTS)
+        task->free_hint = K_CSPACE_SLOTS;
     return MK_ENOSPC;
 }
 
@@ -397,7 +411,9 @@ void k_cap_remove(k_task_t *task, mk_cap_t slot)
 {
     k_cap_t c = task->cspace[slot];
     memset(&task->cspace[slot], 0, sizeof c);
-    for (uint32_t i = 0; i < K_MAX_NAMES; i++)
+    if (slot < cap_first_free(task))
+        task->free_hint = slot;
+    for (uint32_t i = 0; c.named && i < K_MAX_NAMES; i++)
         if (task->names[i].slot == slot)
             memset(&task->names[i], 0, sizeof task->names[i]);
     k_obj_t *o = &K->objs[c.obj];

@@ -48,11 +48,16 @@ enum k_thread_state {
 enum k_reply_state { KR_WAITING = 0, KR_CANCELED, KR_CALLER_DEAD };
 
 typedef struct k_cap {
-    uint16_t type;   /* enum mk_obj_type; MK_OBJ_NONE = empty slot */
-    uint16_t rights; /* MK_RIGHT_* */
-    uint32_t obj;    /* object index */
+    uint8_t type;   /* enum mk_obj_type; MK_OBJ_NONE = empty slot */
+    uint8_t rights; /* MK_RIGHT_* */
+    uint8_t named;  /* 1: one of the task's names refers to this slot */
+    uint8_t spare;
+    uint32_t obj;   /* object index */
     uint64_t badge;
 } k_cap_t;
+
+_Static_assert(sizeof(k_cap_t) == 16, "four capabilities per cache line");
+_Static_assert(MK_RIGHTS_ALL <= UINT8_MAX, "rights fit k_cap_t.rights");
 
 typedef struct k_queue {
     uint32_t head, tail; /* thread indices, 0 = empty */
@@ -118,6 +123,7 @@ typedef struct k_task {
     _Atomic uint32_t exited; /* futex word for mk_task_wait */
     uint32_t nthreads;       /* threads not FREE */
     uint32_t obj;            /* its MK_OBJ_TASK object, 0 = none left */
+    uint32_t free_hint;      /* every cspace slot in [1, free_hint) is used; 0 = 1 */
     char name[K_NAME_LEN];
     k_name_t names[K_MAX_NAMES];
     k_cap_t cspace[K_CSPACE_SLOTS];

@@ -256,6 +256,7 @@ mk_err_t mk_task_give(mk_cap_t task, mk_cap_t cap, uint32_t rights, mk_badge_t b
     if (free_name) {
         strncpy(free_name->name, name, K_NAME_LEN - 1);
         free_name->slot = slot;
+        to->cspace[slot].named = 1; /* its removal clears the name */
     }
     if (slot_in_task)
         *slot_in_task = slot;
