@@ -205,23 +205,32 @@ static void ring_doorbell(int fd)
 }
 
 /* Wait until netsrv flags some socket, or the deadline (MK_FOREVER: none).
- * Returns 0, or -1 with ETIMEDOUT (errno set by the caller's choice). */
+ * Returns 0, ETIMEDOUT, or ENETDOWN when netsrv (or this task) is gone. */
 static int wait_ready(uint64_t deadline)
 {
     _Atomic uint64_t *ready = sock_map(S.base, S.l.ready);
     if (sock_prepare_sleep(sock_wanted(S.base, S.l.cli_wanted), ready, S.l.map_words)) {
         uint64_t now = mk_time_ns();
         if (deadline != MK_FOREVER && now >= deadline)
-            return -1;
+            return ETIMEDOUT;
         mk_word_t bits;
         mk_err_t e = mk_wait(S.ntfn, &bits, deadline == MK_FOREVER ? MK_FOREVER : deadline - now);
         if (e == MK_ETIMEDOUT)
-            return -1;
+            return ETIMEDOUT;
+        if (e != MK_OK)
+            return ENETDOWN;
     }
     /* The bits only say "look again": callers re-read slots and rings. */
     for (uint32_t w = 0; w < S.l.map_words; w++)
         (void)sock_bits_take(ready, w);
     return 0;
+}
+
+/* Block until something changes; -1 with errno if that cannot happen. */
+static int block(void)
+{
+    int e = wait_ready(MK_FOREVER);
+    return e ? fail(e) : 0;
 }
 
 /* ---- Addresses -------------------------------------------------------------------- */
@@ -546,7 +555,8 @@ static fs_ssize_t stream_send(int fd, fs_sock_t *s, const uint8_t *buf, size_t l
         }
         if (nonblock)
             return sent ? (fs_ssize_t)sent : fail(EAGAIN);
-        wait_ready(MK_FOREVER);
+        if (block() != 0)
+            return sent ? (fs_ssize_t)sent : -1;
     }
     return (fs_ssize_t)sent;
 }
@@ -578,7 +588,8 @@ static fs_ssize_t stream_recv(int fd, fs_sock_t *s, uint8_t *buf, size_t len, bo
         }
         if (nonblock)
             return fail(EAGAIN);
-        wait_ready(MK_FOREVER);
+        if (block() != 0)
+            return -1;
     }
 }
 
@@ -608,7 +619,8 @@ static fs_ssize_t dgram_send(int fd, fs_sock_t *s, const uint8_t *buf, size_t le
         }
         if (nonblock)
             return fail(EAGAIN);
-        wait_ready(MK_FOREVER);
+        if (block() != 0)
+            return -1;
     }
 }
 
@@ -641,7 +653,8 @@ static fs_ssize_t dgram_recv(int fd, fs_sock_t *s, uint8_t *buf, size_t len, soc
         }
         if (nonblock)
             return fail(EAGAIN);
-        wait_ready(MK_FOREVER);
+        if (block() != 0)
+            return -1;
     }
 }
 
@@ -732,7 +745,10 @@ int fs_poll(struct fs_pollfd *fds, unsigned long nfds, int timeout_ms)
         }
         if (ready || timeout_ms == 0 || S.state != 1)
             return ready;
-        if (wait_ready(deadline) != 0)
+        int e = wait_ready(deadline);
+        if (e == ETIMEDOUT)
             return 0;
+        if (e)
+            return fail(e);
     }
 }

@@ -1,0 +1,70 @@
+/*
+ * fs_native.c - the native backend of ferry/socket.h: every fs_* call is
+ * the Linux call of the same name. The fs_* types have Linux's layouts and
+ * constants (checked below), so arguments pass through unchanged. With it,
+ * one application source runs on Ferry and on Linux, for the comparison
+ * table of the benchmarks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ferry/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+_Static_assert(FS_AF_INET == AF_INET && FS_AF_INET6 == AF_INET6, "constants");
+_Static_assert(FS_SOCK_STREAM == SOCK_STREAM && FS_SOCK_DGRAM == SOCK_DGRAM && FS_SOCK_NONBLOCK == SOCK_NONBLOCK, "constants");
+_Static_assert(FS_SOL_SOCKET == SOL_SOCKET && FS_SO_REUSEADDR == SO_REUSEADDR && FS_SO_ERROR == SO_ERROR &&
+               FS_SO_SNDBUF == SO_SNDBUF && FS_SO_RCVBUF == SO_RCVBUF && FS_SO_LINGER == SO_LINGER &&
+               FS_SO_KEEPALIVE == SO_KEEPALIVE, "constants");
+_Static_assert(FS_TCP_NODELAY == TCP_NODELAY && FS_IPV6_V6ONLY == IPV6_V6ONLY && FS_IPPROTO_IPV6 == IPPROTO_IPV6 &&
+               FS_IPPROTO_TCP == IPPROTO_TCP && FS_IPPROTO_UDP == IPPROTO_UDP, "constants");
+_Static_assert(FS_POLLIN == POLLIN && FS_POLLOUT == POLLOUT && FS_POLLERR == POLLERR && FS_POLLHUP == POLLHUP &&
+               FS_POLLNVAL == POLLNVAL && FS_POLLRDHUP == POLLRDHUP, "constants");
+_Static_assert(FS_MSG_DONTWAIT == MSG_DONTWAIT && FS_MSG_NOSIGNAL == MSG_NOSIGNAL && FS_O_NONBLOCK == O_NONBLOCK &&
+               FS_F_GETFL == F_GETFL && FS_F_SETFL == F_SETFL, "constants");
+_Static_assert(FS_SHUT_RD == SHUT_RD && FS_SHUT_WR == SHUT_WR && FS_SHUT_RDWR == SHUT_RDWR, "constants");
+_Static_assert(sizeof(struct fs_sockaddr_in) == sizeof(struct sockaddr_in) &&
+               offsetof(struct fs_sockaddr_in, sin_port) == offsetof(struct sockaddr_in, sin_port) &&
+               offsetof(struct fs_sockaddr_in, sin_addr) == offsetof(struct sockaddr_in, sin_addr), "layout");
+_Static_assert(sizeof(struct fs_sockaddr_in6) == sizeof(struct sockaddr_in6) &&
+               offsetof(struct fs_sockaddr_in6, sin6_addr) == offsetof(struct sockaddr_in6, sin6_addr) &&
+               offsetof(struct fs_sockaddr_in6, sin6_scope_id) == offsetof(struct sockaddr_in6, sin6_scope_id), "layout");
+_Static_assert(sizeof(struct fs_pollfd) == sizeof(struct pollfd) && sizeof(struct fs_linger) == sizeof(struct linger),
+               "layout");
+_Static_assert(sizeof(fs_socklen_t) == sizeof(socklen_t) && sizeof(fs_ssize_t) == sizeof(ssize_t), "layout");
+
+int fs_session_configure(const char *cap_name, uint32_t max_sockets, uint32_t ring_size)
+{
+    (void)cap_name;
+    (void)max_sockets;
+    (void)ring_size;
+    return 0; /* nothing to configure on Linux */
+}
+
+int fs_socket(int domain, int type, int protocol) { return socket(domain, type | SOCK_CLOEXEC, protocol); }
+int fs_bind(int fd, const struct fs_sockaddr *a, fs_socklen_t len) { return bind(fd, (const void *)a, len); }
+int fs_listen(int fd, int backlog) { return listen(fd, backlog); }
+int fs_accept(int fd, struct fs_sockaddr *a, fs_socklen_t *len) { return accept4(fd, (void *)a, len, SOCK_CLOEXEC); }
+int fs_connect(int fd, const struct fs_sockaddr *a, fs_socklen_t len) { return connect(fd, (const void *)a, len); }
+fs_ssize_t fs_send(int fd, const void *b, size_t n, int f) { return send(fd, b, n, f | MSG_NOSIGNAL); }
+fs_ssize_t fs_recv(int fd, void *b, size_t n, int f) { return recv(fd, b, n, f); }
+fs_ssize_t fs_sendto(int fd, const void *b, size_t n, int f, const struct fs_sockaddr *to, fs_socklen_t tl)
+{
+    return sendto(fd, b, n, f | MSG_NOSIGNAL, (const void *)to, tl);
+}
+fs_ssize_t fs_recvfrom(int fd, void *b, size_t n, int f, struct fs_sockaddr *from, fs_socklen_t *fl)
+{
+    return recvfrom(fd, b, n, f, (void *)from, fl);
+}
+int fs_shutdown(int fd, int how) { return shutdown(fd, how); }
+int fs_close(int fd) { return close(fd); }
+int fs_getsockname(int fd, struct fs_sockaddr *a, fs_socklen_t *l) { return getsockname(fd, (void *)a, l); }
+int fs_getpeername(int fd, struct fs_sockaddr *a, fs_socklen_t *l) { return getpeername(fd, (void *)a, l); }
+int fs_setsockopt(int fd, int lv, int nm, const void *v, fs_socklen_t l) { return setsockopt(fd, lv, nm, v, l); }
+int fs_getsockopt(int fd, int lv, int nm, void *v, fs_socklen_t *l) { return getsockopt(fd, lv, nm, v, l); }
+int fs_fcntl(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
+int fs_poll(struct fs_pollfd *fds, unsigned long n, int t) { return poll((struct pollfd *)fds, n, t); }
