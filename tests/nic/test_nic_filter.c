@@ -261,7 +261,8 @@ START_TEST(test_forward_good)
 {
     slirp_forward_t fw;
     char err[256];
-    ck_assert_int_eq(slirp_forward_parse("tcp:127.0.0.1:8080-10.0.2.15:80", &fw, err, sizeof err), 0);
+    ck_assert_int_eq(slirp_forward_parse("tcp:127.0.0.1:8080-10.0.2.15:80", &fw, err, sizeof err),
+                     0);
     ck_assert(!fw.udp);
     const struct sockaddr_in *h = (const struct sockaddr_in *)&fw.host;
     const struct sockaddr_in *g = (const struct sockaddr_in *)&fw.guest;
@@ -271,7 +272,8 @@ START_TEST(test_forward_good)
     ck_assert_uint_eq(ntohl(g->sin_addr.s_addr), GUEST4);
     ck_assert_uint_eq(ntohs(g->sin_port), 80);
     ck_assert_uint_eq(fw.len, sizeof(struct sockaddr_in));
-    ck_assert_int_eq(slirp_forward_parse("udp:127.1.2.3:5353-10.0.2.20:53", &fw, err, sizeof err), 0);
+    ck_assert_int_eq(slirp_forward_parse("udp:127.1.2.3:5353-10.0.2.20:53", &fw, err, sizeof err),
+                     0);
     ck_assert(fw.udp);
     ck_assert_int_eq(slirp_forward_parse("tcp:[::1]:8080-[fec0::15]:80", &fw, err, sizeof err), 0);
     const struct sockaddr_in6 *g6 = (const struct sockaddr_in6 *)&fw.guest;
@@ -286,14 +288,14 @@ END_TEST
 START_TEST(test_forward_bad)
 {
     static const char *const bad[] = {
-        "tcp:0.0.0.0:8080-10.0.2.15:80",    /* not loopback: would listen on the network */
-        "tcp:192.0.2.1:8080-10.0.2.15:80",  /* not loopback */
-        "tcp:[::]:8080-[fec0::15]:80",      /* not loopback */
+        "tcp:0.0.0.0:8080-10.0.2.15:80",   /* not loopback: would listen on the network */
+        "tcp:192.0.2.1:8080-10.0.2.15:80", /* not loopback */
+        "tcp:[::]:8080-[fec0::15]:80",     /* not loopback */
         "tcp:[2001:db8::1]:80-[fec0::15]:80",
         "sctp:127.0.0.1:8080-10.0.2.15:80", /* protocol */
         "127.0.0.1:8080-10.0.2.15:80",
-        "tcp:127.0.0.1:8080",               /* no guest side */
-        "tcp:127.0.0.1:0-10.0.2.15:80",     /* ports */
+        "tcp:127.0.0.1:8080",           /* no guest side */
+        "tcp:127.0.0.1:0-10.0.2.15:80", /* ports */
         "tcp:127.0.0.1:70000-10.0.2.15:80",
         "tcp:127.0.0.1:80-10.0.2.15:",
         "tcp:127.0.0.1:80x-10.0.2.15:80",
@@ -311,7 +313,8 @@ START_TEST(test_forward_bad)
     for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         slirp_forward_t fw;
         char err[256] = "";
-        ck_assert_msg(slirp_forward_parse(bad[i], &fw, err, sizeof err) == -1, "accepted %s", bad[i]);
+        ck_assert_msg(slirp_forward_parse(bad[i], &fw, err, sizeof err) == -1, "accepted %s",
+                      bad[i]);
         ck_assert_msg(strstr(err, "--forward") != NULL, "message '%s'", err);
         ck_assert_msg(strstr(err, bad[i]) != NULL, "message '%s' does not name '%s'", err, bad[i]);
     }
@@ -322,8 +325,14 @@ START_TEST(test_args)
 {
     slirp_args_t a;
     char err[256];
-    char *ok[] = {"nic-slirp", "--endpoint", "uplink", "--forward", "tcp:127.0.0.1:1-10.0.2.15:80",
-                  "--forward", "udp:[::1]:2-[fec0::15]:7", NULL};
+    char *ok[] = {"nic-slirp",
+                  "--endpoint",
+                  "uplink",
+                  "--forward",
+                  "tcp:127.0.0.1:1-10.0.2.15:80",
+                  "--forward",
+                  "udp:[::1]:2-[fec0::15]:7",
+                  NULL};
     ck_assert_int_eq(slirp_args_parse(7, ok, &a, err, sizeof err), 0);
     ck_assert_str_eq(a.endpoint, "uplink");
     ck_assert_int_eq(a.nforwards, 2);

@@ -175,8 +175,8 @@ int slirp_args_parse(int argc, char **argv, slirp_args_t *out, char *err, size_t
             snprintf(err, errlen, "%s: missing value", a);
             return -1;
         } else {
-            snprintf(err, errlen, "unknown argument '%s' (expected --endpoint NAME, --forward SPEC)",
-                     a);
+            snprintf(err, errlen,
+                     "unknown argument '%s' (expected --endpoint NAME, --forward SPEC)", a);
             return -1;
         }
     }

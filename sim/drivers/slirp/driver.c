@@ -77,8 +77,8 @@ static bool open_header_ok(const uint8_t *base, const nic_layout_t *l)
 {
     nic_region_hdr_t h;
     memcpy(&h, base, sizeof h); /* one copy: the client may be writing it */
-    return h.magic == NIC_REGION_MAGIC && h.version == NIC_REGION_VERSION &&
-           h.nbufs == l->nbufs && h.buf_size == l->buf_size;
+    return h.magic == NIC_REGION_MAGIC && h.version == NIC_REGION_VERSION && h.nbufs == l->nbufs &&
+           h.buf_size == l->buf_size;
 }
 
 static int32_t open_decode(drv_t *d, mk_cap_t region, mk_cap_t client_signal, uint32_t nbufs,
@@ -152,8 +152,8 @@ static int32_t drv_open(void *ctx, const mk_recv_info_t *info, mk_cap_t region,
                              .client_signal = client_signal};
         st = open_attach_rings(s);
     }
-    if (st == 0 && mk_cap_mint(d->ntfn, MK_RIGHT_SEND | MK_RIGHT_GRANT, 1, &s->driver_signal) !=
-                       MK_OK)
+    if (st == 0 &&
+        mk_cap_mint(d->ntfn, MK_RIGHT_SEND | MK_RIGHT_GRANT, 1, &s->driver_signal) != MK_OK)
         st = NIC_ENOMEM;
     if (st == 0 && wire_attach(d->wire, s) != 0) {
         mk_cap_delete(s->driver_signal);
@@ -171,8 +171,7 @@ static int32_t drv_open(void *ctx, const mk_recv_info_t *info, mk_cap_t region,
     d->session = s;
     *driver_signal = s->driver_signal;
     *generation = s->generation;
-    mk_log("session %u open: %u buffers of %u bytes per direction", s->generation, nbufs,
-           buf_size);
+    mk_log("session %u open: %u buffers of %u bytes per direction", s->generation, nbufs, buf_size);
     return 0;
 }
 

@@ -59,21 +59,21 @@ typedef struct drv_session {
     /* Set by the control thread before attach, constant afterwards. */
     uint32_t generation;
     nic_layout_t layout;
-    ring_region_t data;      /* trusted geometry of each data area */
-    uint8_t *base;           /* the region, mapped read-write */
+    ring_region_t data; /* trusted geometry of each data area */
+    uint8_t *base;      /* the region, mapped read-write */
     size_t map_size;
-    mk_cap_t region;         /* the client's region capability */
-    mk_cap_t client_signal;  /* signals the client's notification */
-    mk_cap_t driver_signal;  /* the copy handed to the client (deleted at close) */
+    mk_cap_t region;        /* the client's region capability */
+    mk_cap_t client_signal; /* signals the client's notification */
+    mk_cap_t driver_signal; /* the copy handed to the client (deleted at close) */
 
     /* Wire thread only, between attach and detach. */
-    ring_cons_t rx_free;     /* empty RX buffers from the client */
-    ring_prod_t rx_active;   /* RX buffers holding a frame, to the client */
-    ring_cons_t tx_active;   /* TX buffers holding a frame, from the client */
-    ring_prod_t tx_free;     /* TX buffers done with, to the client */
-    bool rx_dirty;           /* rx queues changed since the last flush */
-    bool tx_dirty;           /* tx queues changed since the last flush */
-    uint32_t filter_logged;  /* filter drops logged so far (rate limit) */
+    ring_cons_t rx_free;    /* empty RX buffers from the client */
+    ring_prod_t rx_active;  /* RX buffers holding a frame, to the client */
+    ring_cons_t tx_active;  /* TX buffers holding a frame, from the client */
+    ring_prod_t tx_free;    /* TX buffers done with, to the client */
+    bool rx_dirty;          /* rx queues changed since the last flush */
+    bool tx_dirty;          /* tx queues changed since the last flush */
+    uint32_t filter_logged; /* filter drops logged so far (rate limit) */
 
     drv_counters_t c;
 } drv_session_t;

@@ -1,0 +1,723 @@
+/*
+ * test_nic.c - proves the NIC driver on libslirp (component nic-slirp) end
+ * to end: the test plays netsrv with raw Ethernet frames against the real
+ * driver, started as a task in the simulator.
+ *
+ *  - get_info; open validates everything (geometry, region type, size and
+ *    rights, client signal, header) and a refused open changes nothing;
+ *    a second open is EBUSY; close and get_stats check the generation;
+ *    generations grow per open;
+ *  - DHCP DISCOVER gets an OFFER of 10.0.2.15; ARP for 10.0.2.2 gets a
+ *    reply; an ICMP echo to 10.0.2.2 is answered;
+ *  - a real Linux TCP connection to the host forward 127.0.0.1:<port>
+ *    arrives as a SYN to 10.0.2.15:80 on rx_active;
+ *  - frames to forbidden addresses (TEST-NET-1, 2001:db8::, slirp's DNS,
+ *    another virtual address) are counted in tx_filtered and never reach
+ *    slirp (tx_frames unchanged, nothing comes back);
+ *  - hostile TX descriptors (zero length, longer than a frame, longer than a
+ *    buffer, outside the region, misaligned) and an impossible tail are
+ *    counted and the driver keeps working; bad rx_free descriptors are
+ *    skipped;
+ *  - with no RX buffers lent, frames are counted in rx_dropped;
+ *  - a bad argument or a forward port already in use ends the driver with a
+ *    non-zero status.
+ *
+ * Network safety: the only host traffic is the test's own TCP connection to
+ * 127.0.0.1; forbidden frames use documentation addresses and must be
+ * dropped by the driver. Every wait is bounded.
+ */
+#include "frames.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ferry/mk.h>
+#include <ferry/nic_region.h>
+#include <ferry/ring.h>
+#include <ferry/sim.h>
+#include <netinet/in.h>
+#include <nic_client.h>
+#include <nic_slirp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MS 1000000ull
+#define CALL_TIMEOUT (5000 * MS)
+#define HOST4 FR_IP4(10, 0, 2, 2)
+#define GUEST4 FR_IP4(10, 0, 2, 15)
+#define TESTNET FR_IP4(192, 0, 2, 1) /* TEST-NET-1: stands for "outside" */
+#define NBUFS 16u
+#define BUFSZ 2048u
+
+static const uint8_t mac_slirp[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
+
+static mk_cap_t drv_ep;   /* send capability to the driver's endpoint */
+static mk_cap_t drv_task; /* the driver task */
+static uint16_t fwd_port; /* host side of the driver's TCP forward */
+
+/* ---- Fixture: the driver as a task ---------------------------------------------- */
+
+/* A free TCP port on 127.0.0.1 (bind to port 0, read it, close). */
+static uint16_t free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* Start nic-slirp with `args` (argv[1..]); returns its task capability. */
+static mk_cap_t start_driver(const char *const *args, int nargs, mk_cap_t *ep_out)
+{
+    mk_cap_t ep, task;
+    ck_assert_int_eq(mk_ep_create(&ep), MK_OK);
+    ck_assert_int_eq(mk_cap_mint(ep, MK_RIGHT_SEND, 1, ep_out), MK_OK);
+    ck_assert_int_eq(mk_task_create("nic", &task), MK_OK);
+    ck_assert_int_eq(mk_task_give(task, ep, MK_RIGHT_RECV, 0, "nic", NULL), MK_OK);
+    char *argv[8] = {"nic-slirp"};
+    for (int i = 0; i < nargs && i < 6; i++)
+        argv[i + 1] = (char *)args[i];
+    ck_assert_int_eq(mk_task_start(task, nic_slirp_main, nargs + 1, argv), MK_OK);
+    return task;
+}
+
+static void setup(void)
+{
+    ck_assert_int_eq(sim_init(), MK_OK);
+    fwd_port = free_port();
+    char spec[96];
+    snprintf(spec, sizeof spec, "tcp:127.0.0.1:%u-10.0.2.15:80", fwd_port);
+    const char *args[] = {"--forward", spec};
+    drv_task = start_driver(args, 2, &drv_ep);
+}
+
+static void teardown(void)
+{
+    sim_shutdown();
+}
+
+/* ---- The client side of a session (what netsrv does) ---------------------------- */
+
+typedef struct client {
+    nic_layout_t l;
+    ring_region_t data;
+    mk_cap_t shm, ntfn, drv_signal;
+    uint8_t *base;
+    size_t size;
+    ring_prod_t rx_free, tx_active;
+    ring_cons_t rx_active, tx_free;
+    uint32_t gen;
+    uint32_t tx_held[NBUFS]; /* offsets of the TX buffers the client holds */
+    uint32_t ntx;
+} client_t;
+
+/* Create and lay out a region (optionally of another size than needed), the
+ * notification, and the client's ends of the rings. */
+static void client_init(client_t *c, size_t shm_size, bool fill_rx)
+{
+    memset(c, 0, sizeof *c);
+    ck_assert_int_eq(nic_layout(NBUFS, BUFSZ, &c->l), 0);
+    c->data = nic_data_region(&c->l);
+    if (shm_size == 0)
+        shm_size = c->l.size;
+    ck_assert_int_eq(mk_shm_create(shm_size, &c->shm), MK_OK);
+    void *base;
+    ck_assert_int_eq(mk_shm_map(c->shm, MK_RIGHT_READ | MK_RIGHT_WRITE, &base, &c->size), MK_OK);
+    c->base = base;
+    ck_assert_int_eq(mk_ntfn_create(&c->ntfn), MK_OK);
+    if (c->size < c->l.size)
+        return; /* too small to lay out: only for the refusal test */
+    nic_region_hdr_t h = {.magic = NIC_REGION_MAGIC,
+                          .version = NIC_REGION_VERSION,
+                          .nbufs = NBUFS,
+                          .buf_size = BUFSZ};
+    memcpy(c->base, &h, sizeof h);
+    size_t qs[4] = {c->l.rx_free, c->l.rx_active, c->l.tx_active, c->l.tx_free};
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(ring_queue_init(nic_queue(c->base, qs[i]), NBUFS, 0), RING_OK);
+    ck_assert_int_eq(ring_prod_attach(&c->rx_free, nic_queue(c->base, c->l.rx_free), NBUFS),
+                     RING_OK);
+    ck_assert_int_eq(ring_prod_attach(&c->tx_active, nic_queue(c->base, c->l.tx_active), NBUFS),
+                     RING_OK);
+    ck_assert_int_eq(
+        ring_cons_attach(&c->rx_active, nic_queue(c->base, c->l.rx_active), NBUFS, &c->data, 0),
+        RING_OK);
+    ck_assert_int_eq(ring_cons_attach(&c->tx_free, nic_queue(c->base, c->l.tx_free), NBUFS,
+                                      &c->data, RING_F_ZERO_LEN_OK),
+                     RING_OK);
+    if (fill_rx)
+        ck_assert_int_eq(ring_prod_fill(&c->rx_free, &c->data), RING_OK);
+    for (uint32_t i = 0; i < NBUFS; i++)
+        c->tx_held[c->ntx++] = i * BUFSZ;
+}
+
+static int32_t client_open_with(client_t *c, mk_cap_t region, mk_cap_t signal, uint32_t nbufs,
+                                uint32_t buf_size)
+{
+    return nic_open(drv_ep, CALL_TIMEOUT, region, signal, nbufs, buf_size, &c->drv_signal, &c->gen);
+}
+
+static void client_open(client_t *c, bool fill_rx)
+{
+    client_init(c, 0, fill_rx);
+    ck_assert_int_eq(client_open_with(c, c->shm, c->ntfn, NBUFS, BUFSZ), 0);
+    ck_assert_uint_ge(c->gen, 1);
+    mk_cap_info_t ci;
+    ck_assert_int_eq(mk_cap_info(c->drv_signal, &ci), MK_OK);
+    ck_assert_uint_eq(ci.type, MK_OBJ_NOTIFICATION);
+    ck_assert(ci.rights & MK_RIGHT_SEND);
+}
+
+static nic_stats_t client_stats(client_t *c)
+{
+    nic_stats_t st;
+    ck_assert_int_eq(nic_get_stats(drv_ep, CALL_TIMEOUT, c->gen, &st), 0);
+    return st;
+}
+
+/* Take back TX buffers the driver is done with. */
+static void client_reclaim(client_t *c)
+{
+    ring_desc_t d;
+    while (ring_cons_dequeue(&c->tx_free, &d) == RING_OK)
+        if (c->ntx < NBUFS)
+            c->tx_held[c->ntx++] = d.offset;
+    ring_cons_publish(&c->tx_free);
+}
+
+/* Publish tx_active and signal the driver if it asked. */
+static void client_tx_publish(client_t *c)
+{
+    ring_prod_publish(&c->tx_active);
+    if (ring_prod_need_signal(&c->tx_active))
+        ck_assert_int_eq(mk_signal(c->drv_signal), MK_OK);
+}
+
+/* Put a descriptor on tx_active as is (hostile tests use any offset/len). */
+static void client_tx_desc(client_t *c, uint32_t offset, uint32_t len)
+{
+    ck_assert_int_eq(ring_prod_enqueue(&c->tx_active, (ring_desc_t){offset, len}), RING_OK);
+    client_tx_publish(c);
+}
+
+static void client_send(client_t *c, const uint8_t *frame, size_t len)
+{
+    for (int i = 0; i < 500 && c->ntx == 0; i++) {
+        client_reclaim(c);
+        if (c->ntx == 0)
+            mk_sleep_ns(2 * MS);
+    }
+    ck_assert_uint_gt(c->ntx, 0);
+    uint32_t off = c->tx_held[--c->ntx];
+    memcpy(c->base + c->l.tx_data + off, frame, len);
+    client_tx_desc(c, off, (uint32_t)len);
+}
+
+/* Receive one frame within `timeout_ns` (0 if none). The buffer goes back to
+ * rx_free at once. */
+static size_t client_recv(client_t *c, uint8_t *out, uint64_t timeout_ns)
+{
+    uint64_t deadline = mk_time_ns() + timeout_ns;
+    for (;;) {
+        ring_desc_t d;
+        ring_err_t e = ring_cons_dequeue(&c->rx_active, &d);
+        ck_assert_msg(e == RING_OK || e == RING_EEMPTY, "rx_active: %s", ring_strerror(e));
+        if (e == RING_OK) {
+            size_t len = d.len;
+            memcpy(out, c->base + c->l.rx_data + d.offset, len);
+            ring_cons_publish(&c->rx_active);
+            d.len = 0;
+            ck_assert_int_eq(ring_prod_enqueue(&c->rx_free, d), RING_OK);
+            ring_prod_publish(&c->rx_free);
+            if (ring_prod_need_signal(&c->rx_free))
+                mk_signal(c->drv_signal);
+            return len;
+        }
+        if (!ring_cons_prepare_sleep(&c->rx_active))
+            continue;
+        uint64_t now = mk_time_ns();
+        if (now >= deadline)
+            return 0;
+        mk_word_t bits;
+        mk_wait(c->ntfn, &bits, deadline - now);
+    }
+}
+
+/* ---- Reading what comes back ------------------------------------------------------ */
+
+typedef bool (*frame_pred_t)(const uint8_t *f, size_t len, uint32_t arg);
+
+static bool is_ipv4(const uint8_t *f, size_t len, uint8_t proto)
+{
+    return len >= FR_ETH_HLEN + 20 && fr_get16(f + 12) == 0x0800 && f[FR_ETH_HLEN + 9] == proto;
+}
+
+static const uint8_t *l4_of(const uint8_t *f)
+{
+    return f + FR_ETH_HLEN + (f[FR_ETH_HLEN] & 0x0f) * 4;
+}
+
+static bool is_arp_request_for(const uint8_t *f, size_t len, uint32_t ip)
+{
+    return len >= FR_ETH_HLEN + 28 && fr_get16(f + 12) == 0x0806 && fr_get16(f + 20) == 1 &&
+           fr_get32(f + 38) == ip;
+}
+
+static bool is_arp_reply_from(const uint8_t *f, size_t len, uint32_t ip)
+{
+    return len >= FR_ETH_HLEN + 28 && fr_get16(f + 12) == 0x0806 && fr_get16(f + 20) == 2 &&
+           memcmp(f + 22, mac_slirp, 6) == 0 && fr_get32(f + 28) == ip &&
+           memcmp(f + 32, fr_mac_guest, 6) == 0 && fr_get32(f + 38) == GUEST4;
+}
+
+/* A DHCP OFFER for our MAC with transaction id `xid`, offering 10.0.2.15. */
+static bool is_dhcp_offer(const uint8_t *f, size_t len, uint32_t xid)
+{
+    if (!is_ipv4(f, len, 17))
+        return false;
+    const uint8_t *u = l4_of(f);
+    const uint8_t *b = u + 8;
+    if ((size_t)(b + 244 - f) > len || fr_get16(u) != 67 || fr_get16(u + 2) != 68 || b[0] != 2 ||
+        fr_get32(b + 4) != xid || memcmp(b + 28, fr_mac_guest, 6) != 0 ||
+        fr_get32(b + 16) != GUEST4 || fr_get32(b + 236) != 0x63825363)
+        return false;
+    for (const uint8_t *o = b + 240; o + 2 <= f + len && *o != 255;) {
+        if (*o == 0) {
+            o++;
+            continue;
+        }
+        if (o[0] == 53 && o[1] == 1 && o + 3 <= f + len)
+            return o[2] == 2; /* DHCPOFFER */
+        o += 2 + o[1];
+    }
+    return false;
+}
+
+static bool is_echo_reply(const uint8_t *f, size_t len, uint32_t id)
+{
+    if (!is_ipv4(f, len, 1))
+        return false;
+    const uint8_t *c = l4_of(f);
+    return (size_t)(c + 8 - f) <= len && fr_get32(f + FR_ETH_HLEN + 12) == HOST4 &&
+           fr_get32(f + FR_ETH_HLEN + 16) == GUEST4 && c[0] == 0 && fr_get16(c + 4) == id;
+}
+
+static bool is_syn_to(const uint8_t *f, size_t len, uint32_t port)
+{
+    if (!is_ipv4(f, len, 6))
+        return false;
+    const uint8_t *t = l4_of(f);
+    return (size_t)(t + 20 - f) <= len && fr_get32(f + FR_ETH_HLEN + 16) == GUEST4 &&
+           fr_get16(t + 2) == port && (t[13] & 0x12) == 0x02;
+}
+
+/* Receive until a frame satisfies pred (answering slirp's ARP requests for
+ * 10.0.2.15 on the way). Returns its length, 0 on timeout. */
+static size_t client_expect(client_t *c, frame_pred_t pred, uint32_t arg, uint8_t *out,
+                            uint64_t timeout_ns)
+{
+    uint64_t deadline = mk_time_ns() + timeout_ns;
+    for (int n = 0; n < 1000; n++) {
+        uint64_t now = mk_time_ns();
+        if (now >= deadline)
+            return 0;
+        size_t len = client_recv(c, out, deadline - now);
+        if (len == 0)
+            return 0;
+        if (is_arp_request_for(out, len, GUEST4)) {
+            uint8_t reply[64];
+            size_t rl = fr_arp_reply(reply, out + 6, fr_get32(out + 28), GUEST4);
+            client_send(c, reply, rl);
+            continue;
+        }
+        if (pred(out, len, arg))
+            return len;
+    }
+    return 0;
+}
+
+/* Wait until get_stats satisfies a condition (the wire thread counts
+ * asynchronously). */
+#define WAIT_STATS(c, st, cond)                               \
+    do {                                                      \
+        for (int i_ = 0; i_ < 1000; i_++) {                   \
+            st = client_stats(c);                             \
+            if (cond)                                         \
+                break;                                        \
+            mk_sleep_ns(2 * MS);                              \
+        }                                                     \
+        ck_assert_msg(cond, "stats never satisfied: " #cond); \
+    } while (0)
+
+/* ---- Tests ------------------------------------------------------------------------- */
+
+START_TEST(test_get_info)
+{
+    nic_info_t i;
+    ck_assert_int_eq(nic_get_info(drv_ep, CALL_TIMEOUT, &i), 0);
+    ck_assert_uint_eq(i.mac, 0x525400123456ull);
+    ck_assert_uint_eq(i.mtu, 1500);
+    ck_assert_uint_eq(i.max_frame, 1514);
+    ck_assert(i.link_up);
+    ck_assert_uint_eq(i.features, NIC_FEATURE_NONE);
+}
+END_TEST
+
+START_TEST(test_open_refusals)
+{
+    client_t c;
+    client_init(&c, 0, true);
+    /* Bad geometry: not a power of two, too small buffers, misaligned, too many. */
+    ck_assert_int_eq(client_open_with(&c, c.shm, c.ntfn, 3, BUFSZ), NIC_EINVAL);
+    ck_assert_int_eq(client_open_with(&c, c.shm, c.ntfn, NBUFS, 1000), NIC_EINVAL);
+    ck_assert_int_eq(client_open_with(&c, c.shm, c.ntfn, NBUFS, BUFSZ + 1), NIC_EINVAL);
+    ck_assert_int_eq(client_open_with(&c, c.shm, c.ntfn, 8192, BUFSZ), NIC_EINVAL);
+    /* A geometry larger than the region. */
+    ck_assert_int_eq(client_open_with(&c, c.shm, c.ntfn, 2 * NBUFS, BUFSZ), NIC_EINVAL);
+    /* Read-only region capability. */
+    mk_cap_t ro;
+    ck_assert_int_eq(mk_cap_mint(c.shm, MK_RIGHT_READ | MK_RIGHT_GRANT, 0, &ro), MK_OK);
+    ck_assert_int_eq(client_open_with(&c, ro, c.ntfn, NBUFS, BUFSZ), NIC_EINVAL);
+    /* Region is not shared memory; client signal is not a notification, or
+     * cannot signal. */
+    ck_assert_int_eq(client_open_with(&c, c.ntfn, c.ntfn, NBUFS, BUFSZ), NIC_EINVAL);
+    ck_assert_int_eq(client_open_with(&c, c.shm, c.shm, NBUFS, BUFSZ), NIC_EINVAL);
+    mk_cap_t wait_only;
+    ck_assert_int_eq(mk_cap_mint(c.ntfn, MK_RIGHT_RECV | MK_RIGHT_GRANT, 0, &wait_only), MK_OK);
+    ck_assert_int_eq(client_open_with(&c, c.shm, wait_only, NBUFS, BUFSZ), NIC_EINVAL);
+    /* Header that does not match the geometry. */
+    ((nic_region_hdr_t *)c.base)->magic ^= 1;
+    ck_assert_int_eq(client_open_with(&c, c.shm, c.ntfn, NBUFS, BUFSZ), NIC_EINVAL);
+    ((nic_region_hdr_t *)c.base)->magic ^= 1;
+    ((nic_region_hdr_t *)c.base)->nbufs = 2 * NBUFS;
+    ck_assert_int_eq(client_open_with(&c, c.shm, c.ntfn, NBUFS, BUFSZ), NIC_EINVAL);
+    ((nic_region_hdr_t *)c.base)->nbufs = NBUFS;
+    /* A region too small for the geometry. */
+    client_t small;
+    client_init(&small, c.l.size - 2 * 4096, true);
+    ck_assert_int_eq(client_open_with(&small, small.shm, small.ntfn, NBUFS, BUFSZ), NIC_EINVAL);
+    /* None of that changed anything: no session, and the first real open
+     * gets generation 1. */
+    ck_assert_int_eq(nic_close(drv_ep, CALL_TIMEOUT, 0), NIC_ESTALE);
+    ck_assert_int_eq(nic_close(drv_ep, CALL_TIMEOUT, 1), NIC_ESTALE);
+    ck_assert_int_eq(client_open_with(&c, c.shm, c.ntfn, NBUFS, BUFSZ), 0);
+    ck_assert_uint_eq(c.gen, 1);
+}
+END_TEST
+
+START_TEST(test_generations)
+{
+    client_t a, b;
+    client_open(&a, true);
+    ck_assert_uint_eq(a.gen, 1);
+    /* A second open while one is open: EBUSY, and the first is untouched. */
+    client_init(&b, 0, true);
+    ck_assert_int_eq(client_open_with(&b, b.shm, b.ntfn, NBUFS, BUFSZ), NIC_EBUSY);
+    nic_stats_t st;
+    ck_assert_int_eq(nic_get_stats(drv_ep, CALL_TIMEOUT, a.gen, &st), 0);
+    ck_assert_int_eq(nic_get_stats(drv_ep, CALL_TIMEOUT, a.gen + 1, &st), NIC_ESTALE);
+    ck_assert_int_eq(nic_get_stats(drv_ep, CALL_TIMEOUT, 0, &st), NIC_ESTALE);
+    ck_assert_int_eq(nic_close(drv_ep, CALL_TIMEOUT, a.gen + 7), NIC_ESTALE);
+    ck_assert_int_eq(nic_close(drv_ep, CALL_TIMEOUT, a.gen), 0);
+    /* Closed: the old generation is stale everywhere. */
+    ck_assert_int_eq(nic_close(drv_ep, CALL_TIMEOUT, a.gen), NIC_ESTALE);
+    ck_assert_int_eq(nic_get_stats(drv_ep, CALL_TIMEOUT, a.gen, &st), NIC_ESTALE);
+    /* Reopen (another region): the generation grows. */
+    ck_assert_int_eq(client_open_with(&b, b.shm, b.ntfn, NBUFS, BUFSZ), 0);
+    ck_assert_uint_eq(b.gen, 2);
+    ck_assert_int_eq(nic_get_stats(drv_ep, CALL_TIMEOUT, 1, &st), NIC_ESTALE);
+    ck_assert_int_eq(nic_close(drv_ep, CALL_TIMEOUT, 2), 0);
+    /* And the same region again, after close. */
+    client_t a2;
+    client_open(&a2, true);
+    ck_assert_uint_eq(a2.gen, 3);
+    /* The new session works. */
+    uint8_t f[128], r[2048];
+    size_t n = fr_arp_request(f, GUEST4, HOST4);
+    client_send(&a2, f, n);
+    ck_assert_uint_gt(client_expect(&a2, is_arp_reply_from, HOST4, r, 3000 * MS), 0);
+}
+END_TEST
+
+START_TEST(test_dhcp_offer)
+{
+    client_t c;
+    client_open(&c, true);
+    uint8_t f[600], r[2048];
+    size_t n = fr_dhcp_discover(f, 0x1f2e3d4c);
+    client_send(&c, f, n);
+    ck_assert_msg(client_expect(&c, is_dhcp_offer, 0x1f2e3d4c, r, 3000 * MS) > 0,
+                  "no DHCP OFFER of 10.0.2.15");
+    nic_stats_t st;
+    WAIT_STATS(&c, st, st.tx_frames == 1 && st.rx_frames >= 1);
+    ck_assert_uint_eq(st.tx_bytes, n);
+    ck_assert_uint_eq(st.tx_filtered, 0);
+    ck_assert_uint_eq(st.tx_rejected, 0);
+}
+END_TEST
+
+START_TEST(test_arp_reply)
+{
+    client_t c;
+    client_open(&c, true);
+    uint8_t f[128], r[2048];
+    size_t n = fr_arp_request(f, GUEST4, HOST4);
+    client_send(&c, f, n);
+    size_t len = client_expect(&c, is_arp_reply_from, HOST4, r, 3000 * MS);
+    ck_assert_msg(len > 0, "no ARP reply for 10.0.2.2");
+    ck_assert_mem_eq(r, fr_mac_guest, 6); /* sent to us */
+    nic_stats_t st;
+    WAIT_STATS(&c, st, st.rx_frames >= 1);
+    ck_assert_uint_ge(st.rx_bytes, len);
+}
+END_TEST
+
+START_TEST(test_icmp_echo)
+{
+    client_t c;
+    client_open(&c, true);
+    uint8_t f[256], r[2048];
+    size_t n = fr_arp_request(f, GUEST4, HOST4); /* slirp learns our MAC */
+    client_send(&c, f, n);
+    ck_assert_uint_gt(client_expect(&c, is_arp_reply_from, HOST4, r, 3000 * MS), 0);
+    for (uint16_t seq = 1; seq <= 3; seq++) {
+        n = fr_icmp4_echo(f, mac_slirp, GUEST4, HOST4, 0x4242, seq, 56);
+        client_send(&c, f, n);
+        ck_assert_msg(client_expect(&c, is_echo_reply, 0x4242, r, 3000 * MS) > 0,
+                      "no echo reply from 10.0.2.2 (seq %u)", seq);
+    }
+}
+END_TEST
+
+START_TEST(test_host_forward)
+{
+    client_t c;
+    client_open(&c, true);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(fwd_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int r = connect(s, (struct sockaddr *)&a, sizeof a);
+    ck_assert_msg(r == 0 || errno == EINPROGRESS, "connect to 127.0.0.1:%u: %s", fwd_port,
+                  strerror(errno));
+    uint8_t fr[2048];
+    /* slirp accepts on the host and opens the guest side: ARP for 10.0.2.15
+     * (answered by client_expect), then a SYN to 10.0.2.15:80. */
+    ck_assert_msg(client_expect(&c, is_syn_to, 80, fr, 5000 * MS) > 0,
+                  "no SYN to 10.0.2.15:80 after connecting to 127.0.0.1:%u", fwd_port);
+    ck_assert_uint_eq(fr_get32(fr + FR_ETH_HLEN + 12), HOST4); /* from the host alias */
+    close(s);
+}
+END_TEST
+
+START_TEST(test_forbidden_destinations)
+{
+    client_t c;
+    client_open(&c, true);
+    static const uint8_t guest6[16] = {0xfe, 0xc0, [15] = 0x15};
+    static const uint8_t doc6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+    static const uint8_t dns6[16] = {0xfe, 0xc0, [15] = 3};
+    uint8_t f[256], r[2048];
+    size_t n;
+    n = fr_udp4(f, mac_slirp, GUEST4, 40000, TESTNET, 9, "discard", 7);
+    client_send(&c, f, n);
+    n = fr_tcp4_syn(f, mac_slirp, GUEST4, 40001, TESTNET, 80);
+    client_send(&c, f, n);
+    n = fr_icmp4_echo(f, mac_slirp, GUEST4, TESTNET, 7, 1, 8);
+    client_send(&c, f, n);
+    n = fr_udp4(f, mac_slirp, GUEST4, 40002, FR_IP4(10, 0, 2, 3), 53, "query", 5);
+    client_send(&c, f, n);
+    n = fr_icmp4_echo(f, mac_slirp, GUEST4, FR_IP4(10, 0, 2, 77), 7, 2, 8);
+    client_send(&c, f, n);
+    n = fr_udp6(f, mac_slirp, guest6, 40003, doc6, 9, 4);
+    client_send(&c, f, n);
+    n = fr_udp6(f, mac_slirp, guest6, 40004, dns6, 53, 4);
+    client_send(&c, f, n);
+    nic_stats_t st;
+    WAIT_STATS(&c, st, st.tx_filtered == 7);
+    ck_assert_uint_eq(st.tx_frames, 0); /* nothing reached slirp */
+    ck_assert_uint_eq(st.tx_bytes, 0);
+    ck_assert_uint_eq(st.tx_rejected, 0);
+    /* Nothing comes back (no ICMP error, no reply). */
+    ck_assert_uint_eq(client_recv(&c, r, 200 * MS), 0);
+    /* Every buffer came back on tx_free. */
+    for (int i = 0; i < 100 && c.ntx < NBUFS; i++) {
+        client_reclaim(&c);
+        mk_sleep_ns(2 * MS);
+    }
+    ck_assert_uint_eq(c.ntx, NBUFS);
+}
+END_TEST
+
+START_TEST(test_hostile_descriptors)
+{
+    client_t c;
+    client_open(&c, true);
+    uint8_t f[128], r[2048];
+    uint32_t data_size = NBUFS * BUFSZ;
+    /* Zero length and longer than a frame (but inside a buffer): refused,
+     * the buffer comes back. */
+    uint32_t b0 = c.tx_held[--c.ntx], b1 = c.tx_held[--c.ntx];
+    client_tx_desc(&c, b0, 0);
+    client_tx_desc(&c, b1, 1515);
+    /* Longer than a buffer, outside the region, misaligned, wrapping. */
+    client_tx_desc(&c, 0, BUFSZ + 1);
+    client_tx_desc(&c, data_size, 60);
+    client_tx_desc(&c, data_size - 64, 60); /* its buffer would end outside */
+    client_tx_desc(&c, 3, 60);
+    client_tx_desc(&c, UINT32_MAX - 63, 100);
+    nic_stats_t st;
+    WAIT_STATS(&c, st, st.tx_rejected == 7);
+    ck_assert_uint_eq(st.tx_frames, 0);
+    for (int i = 0; i < 100 && c.ntx < NBUFS; i++) {
+        client_reclaim(&c);
+        mk_sleep_ns(2 * MS);
+    }
+    ck_assert_uint_eq(c.ntx, NBUFS); /* b0 and b1 came back */
+
+    /* An impossible tail: counted, nothing consumed. Then the real tail
+     * again, and the driver carries on. */
+    ring_queue_t *q = nic_queue(c.base, c.l.tx_active);
+    uint32_t tail = atomic_load(&q->tail);
+    atomic_store(&q->tail, tail + NBUFS + 5);
+    mk_signal(c.drv_signal);
+    WAIT_STATS(&c, st, st.ring_errors >= 1);
+    atomic_store(&q->tail, tail);
+
+    size_t n = fr_arp_request(f, GUEST4, HOST4);
+    client_send(&c, f, n);
+    ck_assert_msg(client_expect(&c, is_arp_reply_from, HOST4, r, 3000 * MS) > 0,
+                  "the driver stopped working after hostile descriptors");
+    WAIT_STATS(&c, st, st.tx_frames == 1);
+    ck_assert_uint_eq(st.tx_rejected, 7);
+}
+END_TEST
+
+START_TEST(test_hostile_rx_free)
+{
+    client_t c;
+    client_open(&c, false); /* rx_free empty: we lend the buffers ourselves */
+    uint32_t data_size = NBUFS * BUFSZ;
+    ck_assert_int_eq(ring_prod_enqueue(&c.rx_free, (ring_desc_t){data_size, 0}), RING_OK);
+    ck_assert_int_eq(ring_prod_enqueue(&c.rx_free, (ring_desc_t){5, 0}), RING_OK);
+    ck_assert_int_eq(ring_prod_enqueue(&c.rx_free, (ring_desc_t){BUFSZ, 0}), RING_OK);
+    ring_prod_publish(&c.rx_free);
+    uint8_t f[128], r[2048];
+    size_t n = fr_arp_request(f, GUEST4, HOST4);
+    client_send(&c, f, n);
+    ck_assert_uint_gt(client_expect(&c, is_arp_reply_from, HOST4, r, 3000 * MS), 0);
+    nic_stats_t st;
+    WAIT_STATS(&c, st, st.ring_errors == 2 && st.rx_frames == 1);
+    ck_assert_uint_eq(st.rx_dropped, 0);
+}
+END_TEST
+
+START_TEST(test_rx_dropped)
+{
+    client_t c;
+    client_open(&c, false); /* no RX buffers lent */
+    uint8_t f[128], r[2048];
+    size_t n = fr_arp_request(f, GUEST4, HOST4);
+    client_send(&c, f, n);
+    client_send(&c, f, n);
+    nic_stats_t st;
+    WAIT_STATS(&c, st, st.tx_frames == 2 && st.rx_dropped == 2);
+    ck_assert_uint_eq(st.rx_frames, 0);
+    ck_assert_uint_eq(client_recv(&c, r, 50 * MS), 0);
+    /* Lend buffers: the next reply arrives. */
+    ck_assert_int_eq(ring_prod_fill(&c.rx_free, &c.data), RING_OK);
+    client_send(&c, f, n);
+    ck_assert_uint_gt(client_expect(&c, is_arp_reply_from, HOST4, r, 3000 * MS), 0);
+    WAIT_STATS(&c, st, st.rx_frames == 1);
+    ck_assert_uint_eq(st.rx_dropped, 2);
+}
+END_TEST
+
+/* ---- Start-up failures (no fixture driver) ------------------------------------------ */
+
+static void setup_bare(void)
+{
+    ck_assert_int_eq(sim_init(), MK_OK);
+}
+
+static int driver_status(const char *const *args, int nargs)
+{
+    mk_cap_t ep;
+    mk_cap_t task = start_driver(args, nargs, &ep);
+    int status = -1;
+    ck_assert_int_eq(mk_task_wait(task, &status, 5000 * MS), MK_OK);
+    return status;
+}
+
+START_TEST(test_bad_arguments)
+{
+    const char *a1[] = {"--forward", "tcp:0.0.0.0:8080-10.0.2.15:80"};
+    ck_assert_int_eq(driver_status(a1, 2), 2);
+    const char *a2[] = {"--bogus"};
+    ck_assert_int_eq(driver_status(a2, 1), 2);
+    const char *a3[] = {"--endpoint", "no-such-endpoint"};
+    ck_assert_int_eq(driver_status(a3, 2), 1);
+}
+END_TEST
+
+START_TEST(test_forward_port_in_use)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(s, 1), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    char spec[96];
+    snprintf(spec, sizeof spec, "tcp:127.0.0.1:%u-10.0.2.15:80", ntohs(a.sin_port));
+    const char *args[] = {"--forward", spec};
+    ck_assert_int_eq(driver_status(args, 2), 1);
+    close(s);
+}
+END_TEST
+
+static Suite *nic_suite(void)
+{
+    Suite *s = suite_create("nic");
+    TCase *tc = tcase_create("session");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_get_info);
+    tcase_add_test(tc, test_open_refusals);
+    tcase_add_test(tc, test_generations);
+    tcase_add_test(tc, test_dhcp_offer);
+    tcase_add_test(tc, test_arp_reply);
+    tcase_add_test(tc, test_icmp_echo);
+    tcase_add_test(tc, test_host_forward);
+    tcase_add_test(tc, test_forbidden_destinations);
+    tcase_add_test(tc, test_hostile_descriptors);
+    tcase_add_test(tc, test_hostile_rx_free);
+    tcase_add_test(tc, test_rx_dropped);
+    suite_add_tcase(s, tc);
+    TCase *ts = tcase_create("startup");
+    tcase_add_checked_fixture(ts, setup_bare, teardown);
+    tcase_set_timeout(ts, 30);
+    tcase_add_test(ts, test_bad_arguments);
+    tcase_add_test(ts, test_forward_port_in_use);
+    suite_add_tcase(s, ts);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(nic_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
