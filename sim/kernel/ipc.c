@@ -4,8 +4,9 @@
  * Rendezvous IPC under the kernel lock. A sender finding a waiting receiver
  * transfers the message into the receiver's buffer and wakes it; otherwise it
  * queues itself with its message and the receiver transfers it later. A call
- * then waits on a fresh one-shot reply object whose capability the receiver
- * gets; the reply (now or later: deferred replies) completes the caller.
+ * then waits on its thread's reply object, under a new generation, whose
+ * one-shot capability the receiver gets (kstate.h); the reply (now or later:
+ * deferred replies) completes the caller.
  * Capabilities named in a message are checked (MK_RIGHT_GRANT) and copied at
  * the moment of transfer.
  */
@@ -44,9 +45,9 @@ static mk_err_t caps_check(k_task_t *from, const mk_msg_t *m)
 }
 
 /* Move one message from thread s (task of s, message src) to thread r, into
- * dst. For a call, create the reply object, give r its capability in
- * *reply_slot and leave s blocked on it. Nothing changes on failure; the
- * error belongs to the sender. Lock held. */
+ * dst. For a call, start a new generation of s's reply object, give r its
+ * capability in *reply_slot and leave s blocked on it. Nothing changes on
+ * failure; the error belongs to the sender. Lock held. */
 static mk_err_t transfer(k_thread_t *s, const mk_msg_t *src, bool call, k_thread_t *r,
                          mk_msg_t *dst, mk_cap_t *reply_slot)
 {
@@ -59,14 +60,14 @@ static mk_err_t transfer(k_thread_t *s, const mk_msg_t *src, bool call, k_thread
         return MK_ENOSPC;
     *reply_slot = MK_CAP_NULL;
     if (call) {
-        uint32_t ro = k_obj_alloc(MK_OBJ_REPLY);
-        if (ro == 0)
-            return MK_ENOMEM;
-        K->objs[ro].u.reply.caller = k_thread_index(s);
-        K->objs[ro].u.reply.state = KR_WAITING;
-        k_cap_insert(rt, MK_OBJ_REPLY, 0, ro, 0, reply_slot);
+        s->reply_gen++; /* earlier capabilities of s's reply object are stale */
+        k_cap_insert(rt, MK_OBJ_REPLY, 0, k_thread_index(s), s->reply_gen, reply_slot);
+        if (s->rcap_task != r->task) /* written only when it changes: see k_thread_t */
+            s->rcap_task = r->task;
+        if (s->rcap_slot != *reply_slot)
+            s->rcap_slot = *reply_slot;
         s->state = KTH_BLOCKED_REPLY;
-        s->wait_obj = ro;
+        s->wait_obj = 0;
     }
     mk_msg_t tmp;
     msg_copy(&tmp, src);
@@ -274,19 +275,18 @@ static mk_err_t reply_locked(k_thread_t *t, mk_cap_t reply, const mk_msg_t *msg)
     mk_err_t err = k_cap_get(task, reply, MK_OBJ_REPLY, 0, &c);
     if (err)
         return err;
-    k_obj_t *o = &K->objs[c->obj];
-    if (o->u.reply.state == KR_CANCELED) {
-        err = MK_ECANCELED;
-    } else if (o->u.reply.state == KR_CALLER_DEAD) {
+    k_thread_t *caller = k_reply_caller(c);
+    if (c->reply == KR_CALLER_DEAD) {
         err = MK_EDEAD;
+    } else if (caller == NULL) {
+        err = MK_ECANCELED; /* KR_CANCELED; the generation check is a second guard */
     } else {
-        k_thread_t *caller = &K->threads[o->u.reply.caller];
         mk_cap_t unused;
         err = transfer(t, msg, false, caller, &caller->msg, &unused);
-        t->peer = o->u.reply.caller; /* it will probably call again */
+        t->peer = c->obj; /* it will probably call again */
         k_wake(caller, err); /* a bad reply still ends the caller's wait */
     }
-    o->u.reply.state = KR_CANCELED; /* answered: removing the cap wakes nobody */
+    c->reply = KR_CANCELED; /* answered: removing the cap wakes nobody */
     k_cap_remove(task, reply);
     return err;
 }

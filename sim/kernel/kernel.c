@@ -294,7 +294,7 @@ k_thread_t *k_queue_first(k_queue_t *q)
 
 void k_cancel_wait(k_thread_t *t)
 {
-    k_obj_t *o = t->wait_obj ? &K->objs[t->wait_obj] : NULL;
+    k_obj_t *o = t->wait_obj ? &K->objs[t->wait_obj] : NULL; /* not for BLOCKED_REPLY */
     switch (t->state) {
     case KTH_BLOCKED_SEND:
         if (o)
@@ -305,8 +305,7 @@ void k_cancel_wait(k_thread_t *t)
             k_dequeue(&o->u.ep.recvq, t);
         break;
     case KTH_BLOCKED_REPLY:
-        if (o && o->type == MK_OBJ_REPLY)
-            o->u.reply.state = KR_CANCELED;
+        k_reply_end(t, KR_CANCELED);
         break;
     case KTH_BLOCKED_NTFN:
         if (o && o->u.ntfn.waiter == k_thread_index(t))
@@ -320,6 +319,23 @@ void k_cancel_wait(k_thread_t *t)
 }
 
 /* ---- Objects and capabilities --------------------------------------------- */
+
+void k_reply_end(k_thread_t *caller, uint32_t state)
+{
+    k_cap_t *c = &K->tasks[caller->rcap_task].cspace[caller->rcap_slot];
+    if (c->type == MK_OBJ_REPLY && c->obj == k_thread_index(caller) &&
+        c->badge == caller->reply_gen)
+        c->reply = (uint8_t)state;
+}
+
+k_thread_t *k_reply_caller(const k_cap_t *c)
+{
+    k_thread_t *caller = &K->threads[c->obj];
+    if (c->reply != KR_WAITING || caller->state != KTH_BLOCKED_REPLY ||
+        caller->reply_gen != c->badge)
+        return NULL;
+    return caller;
+}
 
 uint32_t k_obj_alloc(uint32_t type)
 {
@@ -394,12 +410,15 @@ mk_err_t k_cap_insert(k_task_t *task, uint32_t type, uint32_t rights, uint32_t o
         c->type = (uint8_t)type;
         c->rights = (uint8_t)rights;
         c->named = 0;
+        c->reply = KR_WAITING;
         c->obj = obj;
         c->badge = badge;
+        *out = s;
+        if (type == MK_OBJ_REPLY)
+            return MK_OK; /* reply objects live in their threads: see kstate.h */
         K->objs[obj].refs++;
         if (type == MK_OBJ_ENDPOINT && (rights & MK_RIGHT_RECV))
             K->objs[obj].u.ep.recv_refs++;
-        *out = s;
         return MK_OK;
     }
     if (task->free_hint != K_CSPACE_SLOTS)
@@ -416,16 +435,17 @@ void k_cap_remove(k_task_t *task, mk_cap_t slot)
     for (uint32_t i = 0; c.named && i < K_MAX_NAMES; i++)
         if (task->names[i].slot == slot)
             memset(&task->names[i], 0, sizeof task->names[i]);
+    if (c.type == MK_OBJ_REPLY) {
+        /* The reply capability is dropped unanswered: the caller learns that
+         * no reply will ever come instead of waiting forever. */
+        k_thread_t *caller = k_reply_caller(&c);
+        if (caller)
+            k_wake(caller, MK_EDEAD);
+        return;
+    }
     k_obj_t *o = &K->objs[c.obj];
     if (c.type == MK_OBJ_ENDPOINT && (c.rights & MK_RIGHT_RECV) && --o->u.ep.recv_refs == 0)
         k_ep_kill(o); /* nobody can receive any more: senders must not hang */
-    if (c.type == MK_OBJ_REPLY && o->u.reply.state == KR_WAITING && o->u.reply.caller) {
-        /* The reply capability is dropped unanswered: the caller learns that
-         * no reply will ever come instead of waiting forever. */
-        k_thread_t *caller = &K->threads[o->u.reply.caller];
-        if (caller->state == KTH_BLOCKED_REPLY && caller->wait_obj == c.obj)
-            k_wake(caller, MK_EDEAD);
-    }
     k_obj_put(c.obj);
 }
 
@@ -440,7 +460,7 @@ mk_err_t mk_cap_info(mk_cap_t cap, mk_cap_info_t *info)
     if (t && (err = k_cap_get(k_task_of(t), cap, MK_OBJ_NONE, 0, &c)) == MK_OK) {
         info->type = c->type;
         info->rights = c->rights;
-        info->badge = c->badge;
+        info->badge = c->type == MK_OBJ_REPLY ? 0 : c->badge; /* not a generation */
         info->size = c->type == MK_OBJ_SHM ? K->objs[c->obj].u.shm.size : 0;
     }
     k_unlock();
@@ -501,12 +521,20 @@ mk_err_t mk_cap_lookup(const char *name, mk_cap_t *out)
 
 /* ---- Diagnostics ----------------------------------------------------------- */
 
+/* A reply object counts while a capability refers to it, as it would in the
+ * object table: there is one capability per call. */
 uint32_t sim_count_objects(uint32_t type)
 {
     uint32_t n = 0;
     k_lock();
-    for (uint32_t i = 1; i < K_MAX_OBJS; i++)
-        n += K->objs[i].type == type;
+    if (type == MK_OBJ_REPLY) {
+        for (uint32_t i = 1; i < K_MAX_TASKS; i++)
+            for (uint32_t s = 1; K->tasks[i].state != KT_FREE && s < K_CSPACE_SLOTS; s++)
+                n += K->tasks[i].cspace[s].type == MK_OBJ_REPLY;
+    } else {
+        for (uint32_t i = 1; i < K_MAX_OBJS; i++)
+            n += K->objs[i].type == type;
+    }
     k_unlock();
     return n;
 }

@@ -10,6 +10,14 @@
  *    k_thread.wake / k_thread.sleeping (the futex handshake, see kernel.c)
  *    and k_state.lock_cpu (a spin hint, read relaxed by lock waiters).
  *  - Index 0 of the thread and object tables is never used, so 0 means "none".
+ *  - Reply objects are not in the object table: each thread has one, in its
+ *    k_thread (reply_gen), reused by every call it makes. A reply capability
+ *    names the caller's thread (obj) and the call's generation (badge), and
+ *    carries the outcome of that call (k_cap.reply). While a caller is
+ *    BLOCKED_REPLY, the one reply capability of its current generation is
+ *    K->tasks[rcap_task].cspace[rcap_slot], in state KR_WAITING; when the
+ *    call ends without a reply (timeout, caller death) that capability is
+ *    marked (k_reply_end), so it can never answer a later call.
  *  - A thread's `msg` buffer is written by the kernel operation that
  *    completes the thread's wait, strictly before `wake` is set (release);
  *    the woken thread reads it after seeing `wake` (acquire).
@@ -38,22 +46,27 @@ enum k_thread_state {
     KTH_FREE = 0,
     KTH_RUNNING,
     KTH_BLOCKED_SEND,  /* queued on an endpoint's send queue (send or call) */
-    KTH_BLOCKED_REPLY, /* call delivered; waiting for the reply object */
+    KTH_BLOCKED_REPLY, /* call delivered; waiting for its reply (rcap_*) */
     KTH_BLOCKED_RECV,  /* queued on an endpoint's receive queue */
     KTH_BLOCKED_NTFN,  /* waiting on a notification */
     KTH_ZOMBIE,        /* its task died; the host thread has not left yet */
     KTH_EXITED,        /* its function returned; slot kept until mk_thread_join */
 };
 
-enum k_reply_state { KR_WAITING = 0, KR_CANCELED, KR_CALLER_DEAD };
+/* Outcome of a call as its reply capability sees it (k_cap_t.reply). */
+enum k_reply_state {
+    KR_WAITING = 0, /* the caller waits: the capability answers it */
+    KR_CANCELED,    /* the caller stopped waiting, or the call was answered */
+    KR_CALLER_DEAD, /* the caller's task died */
+};
 
 typedef struct k_cap {
     uint8_t type;   /* enum mk_obj_type; MK_OBJ_NONE = empty slot */
     uint8_t rights; /* MK_RIGHT_* */
     uint8_t named;  /* 1: one of the task's names refers to this slot */
-    uint8_t spare;
-    uint32_t obj;   /* object index */
-    uint64_t badge;
+    uint8_t reply;  /* reply capability: enum k_reply_state of its call */
+    uint32_t obj;   /* object index; reply capability: the caller's thread */
+    uint64_t badge; /* reply capability: the call's generation (reply_gen) */
 } k_cap_t;
 
 _Static_assert(sizeof(k_cap_t) == 16, "four capabilities per cache line");
@@ -83,10 +96,6 @@ typedef struct k_obj {
             uint64_t size;
         } shm;
         struct {
-            uint32_t caller; /* thread waiting in mk_call */
-            uint32_t state;  /* enum k_reply_state */
-        } reply;
-        struct {
             uint32_t task;
         } task;
     } u;
@@ -96,7 +105,7 @@ typedef struct k_thread {
     uint32_t state; /* enum k_thread_state */
     uint32_t task;
     uint32_t next, prev; /* links in the queue of `wait_obj` */
-    uint32_t wait_obj;   /* endpoint/notification/reply object it waits on */
+    uint32_t wait_obj;   /* endpoint/notification it waits on (0 in BLOCKED_REPLY) */
     uint32_t is_call;    /* BLOCKED_SEND: a call (1) or a send (0) */
     uint32_t bound_ntfn; /* notification object bound to this thread, 0 = none */
     int32_t result;      /* MK_* status handed over with the wake-up */
@@ -108,6 +117,10 @@ typedef struct k_thread {
     _Atomic uint32_t wake;     /* futex word: 0 waiting, 1 completed */
     _Atomic uint32_t sleeping; /* 1 while (about to be) in FUTEX_WAIT */
     mk_msg_t msg;              /* message in transit (see header comment) */
+    uint64_t reply_gen;  /* generation of this thread's reply object: +1 per
+                          * call; kept when the slot is reused */
+    uint32_t rcap_task;  /* BLOCKED_REPLY: task holding the reply capability */
+    mk_cap_t rcap_slot;  /* BLOCKED_REPLY: its slot there */
 } k_thread_t;
 
 typedef struct k_name {
@@ -182,6 +195,14 @@ k_thread_t *k_queue_first(k_queue_t *q);
 
 /* Undo a blocked thread's wait (timeout or death). Lock held. */
 void k_cancel_wait(k_thread_t *t);
+
+/* A call of `caller` ended without a reply: mark its reply capability with
+ * `state` (KR_CANCELED / KR_CALLER_DEAD). Lock held. */
+void k_reply_end(k_thread_t *caller, uint32_t state);
+
+/* The caller that reply capability `c` still answers, or NULL when its call
+ * is over. Lock held. */
+k_thread_t *k_reply_caller(const k_cap_t *c);
 
 /* IPC (ipc.c): the endpoint lost its last receiver: flush its queues. */
 void k_ep_kill(k_obj_t *ep);

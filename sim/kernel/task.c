@@ -41,7 +41,9 @@ uint32_t k_thread_alloc(uint32_t task)
         k_thread_t *t = &K->threads[i];
         if (t->state != KTH_FREE)
             continue;
+        uint64_t gen = t->reply_gen; /* stale reply caps may name this slot */
         memset(t, 0, sizeof *t);
+        t->reply_gen = gen;
         t->state = KTH_RUNNING;
         t->task = task;
         K->tasks[task].nthreads++;
@@ -62,7 +64,9 @@ void k_thread_release(k_thread_t *t)
     uint32_t task = t->task;
     if (t->bound_ntfn)
         K->objs[t->bound_ntfn].u.ntfn.bound = 0;
-    memset(t, 0, sizeof *t); /* state = KTH_FREE */
+    uint64_t gen = t->reply_gen; /* stale reply caps may name this slot */
+    memset(t, 0, sizeof *t);     /* state = KTH_FREE */
+    t->reply_gen = gen;
     K->tasks[task].nthreads--;
     task_slot_maybe_free(task);
 }
@@ -350,10 +354,10 @@ void k_task_kill(uint32_t task, int status, bool process_gone)
         if (th->state == KTH_FREE || th->task != task)
             continue;
         bool blocked = th->state >= KTH_BLOCKED_SEND && th->state <= KTH_BLOCKED_NTFN;
-        uint32_t reply = th->state == KTH_BLOCKED_REPLY ? th->wait_obj : 0;
+        bool in_reply = th->state == KTH_BLOCKED_REPLY;
         k_cancel_wait(th);
-        if (reply)
-            K->objs[reply].u.reply.state = KR_CALLER_DEAD; /* the server's reply gets MK_EDEAD */
+        if (in_reply)
+            k_reply_end(th, KR_CALLER_DEAD); /* the server's reply gets MK_EDEAD */
         if (th->bound_ntfn) {
             K->objs[th->bound_ntfn].u.ntfn.bound = 0;
             th->bound_ntfn = 0;
