@@ -75,9 +75,10 @@ static bool guest6_ok(const struct in6_addr *a)
 int slirp_forward_parse(const char *spec, slirp_forward_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (strlen(spec) >= sizeof out->spec)
+    size_t speclen = strlen(spec);
+    if (speclen >= sizeof out->spec)
         return fail(err, errlen, spec, "too long");
-    snprintf(out->spec, sizeof out->spec, "%s", spec);
+    memcpy(out->spec, spec, speclen + 1);
     const char *rest;
     if (strncmp(spec, "tcp:", 4) == 0) {
         rest = spec + 4;
