@@ -62,10 +62,8 @@ static mk_err_t transfer(k_thread_t *s, const mk_msg_t *src, bool call, k_thread
     if (call) {
         s->reply_gen++; /* earlier capabilities of s's reply object are stale */
         k_cap_insert(rt, MK_OBJ_REPLY, 0, k_thread_index(s), s->reply_gen, reply_slot);
-        if (s->rcap_task != r->task) /* written only when it changes: see k_thread_t */
-            s->rcap_task = r->task;
-        if (s->rcap_slot != *reply_slot)
-            s->rcap_slot = *reply_slot;
+        k_set(&s->rcap_task, r->task);
+        k_set(&s->rcap_slot, *reply_slot);
         s->state = KTH_BLOCKED_REPLY;
         s->wait_obj = 0;
     }
@@ -142,9 +140,9 @@ static mk_err_t send_common(mk_cap_t ep, mk_msg_t *msg, uint64_t timeout_ns, boo
             goto out;
         r->badge = c->badge;
         r->notified = 0;
-        t->peer = k_thread_index(r);
-        r->peer = k_thread_index(t);
-        o->u.ep.last_sender = k_thread_index(t);
+        k_set(&t->peer, k_thread_index(r));
+        k_set(&r->peer, k_thread_index(t));
+        k_set(&o->u.ep.last_sender, k_thread_index(t));
         k_dequeue(&o->u.ep.recvq, r);
         k_wake(r, MK_OK);
         if (!call)
@@ -158,7 +156,7 @@ static mk_err_t send_common(mk_cap_t ep, mk_msg_t *msg, uint64_t timeout_ns, boo
         t->is_call = call;
         t->state = KTH_BLOCKED_SEND;
         t->wait_obj = c->obj;
-        t->peer = o->u.ep.last_receiver;
+        k_set(&t->peer, o->u.ep.last_receiver);
         k_enqueue(&o->u.ep.sendq, t);
     }
     if (!k_block(t, deadline)) {
@@ -214,8 +212,8 @@ static mk_err_t recv_locked(k_thread_t *t, mk_cap_t ep, mk_msg_t *msg, mk_recv_i
             continue;
         }
         info->badge = s->badge;
-        s->peer = k_thread_index(t);
-        o->u.ep.last_sender = k_thread_index(s);
+        k_set(&s->peer, k_thread_index(t));
+        k_set(&o->u.ep.last_sender, k_thread_index(s));
         if (!call)
             k_wake(s, MK_OK);
         goto out;
@@ -228,7 +226,7 @@ static mk_err_t recv_locked(k_thread_t *t, mk_cap_t ep, mk_msg_t *msg, mk_recv_i
     t->state = KTH_BLOCKED_RECV;
     t->wait_obj = c->obj;
     t->notified = 0;
-    o->u.ep.last_receiver = k_thread_index(t);
+    k_set(&o->u.ep.last_receiver, k_thread_index(t));
     if (t->peer == 0)
         t->peer = o->u.ep.last_sender;
     k_enqueue(&o->u.ep.recvq, t);
@@ -283,7 +281,7 @@ static mk_err_t reply_locked(k_thread_t *t, mk_cap_t reply, const mk_msg_t *msg)
     } else {
         mk_cap_t unused;
         err = transfer(t, msg, false, caller, &caller->msg, &unused);
-        t->peer = c->obj; /* it will probably call again */
+        k_set(&t->peer, c->obj); /* it will probably call again */
         k_wake(caller, err); /* a bad reply still ends the caller's wait */
     }
     c->reply = KR_CANCELED; /* answered: removing the cap wakes nobody */

@@ -265,8 +265,8 @@ void k_wake(k_thread_t *t, mk_err_t result)
 void k_enqueue(k_queue_t *q, k_thread_t *t)
 {
     uint32_t i = k_thread_index(t);
-    t->next = 0;
-    t->prev = q->tail;
+    k_set(&t->next, 0);
+    k_set(&t->prev, q->tail);
     if (q->tail)
         K->threads[q->tail].next = i;
     else
@@ -284,7 +284,8 @@ void k_dequeue(k_queue_t *q, k_thread_t *t)
         K->threads[t->next].prev = t->prev;
     else
         q->tail = t->prev;
-    t->next = t->prev = 0;
+    k_set(&t->next, 0);
+    k_set(&t->prev, 0);
 }
 
 k_thread_t *k_queue_first(k_queue_t *q)

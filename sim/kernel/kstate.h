@@ -29,6 +29,7 @@
 #include <ferry/sim.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
 #define K_MAGIC 0x4b595252454646ull /* "FFERRYK" */
 #define K_VERSION 2u
@@ -99,29 +100,43 @@ typedef struct k_obj {
             uint32_t task;
         } task;
     } u;
-} k_obj_t;
+} __attribute__((aligned(64))) k_obj_t; /* no false sharing between objects */
 
+/* A thread control block. The first cache line is the hand-over line: what
+ * a waker writes to complete a wait and the woken thread then reads
+ * (wake, result, badge, reply_slot, ..., the head of msg), and what a
+ * replier checks (state, reply_gen). The waiter spins on that line alone,
+ * so completing a wait with a message without words moves just that line
+ * to the waker and back; every 8 words add a line. Fields the thread
+ * keeps to itself or that rarely change follow msg, so that the line
+ * holding them stays shared; hints there are written only when they
+ * change. */
 typedef struct k_thread {
-    uint32_t state; /* enum k_thread_state */
+    _Atomic uint32_t wake;    /* futex word: 0 waiting, 1 completed */
+    _Atomic uint8_t sleeping; /* 1 while (about to be) in FUTEX_WAIT */
+    uint8_t state;            /* enum k_thread_state */
+    uint8_t notified;         /* receiver: woken by its bound notification */
+    uint8_t spare;
+    int32_t result;           /* MK_* status handed over with the wake-up */
+    mk_cap_t reply_slot;      /* receiver: reply capability created for a call */
+    uint64_t badge;           /* sender's badge / notification bits on delivery */
+    uint64_t reply_gen;       /* generation of this thread's reply object: +1 per
+                               * call; kept when the slot is reused */
+    uint32_t wait_obj;        /* endpoint/notification it waits on (0 in BLOCKED_REPLY) */
+    uint32_t peer;            /* best guess of the thread that will wake this one */
+    mk_msg_t msg;             /* message in transit (see header comment) */
     uint32_t task;
-    uint32_t next, prev; /* links in the queue of `wait_obj` */
-    uint32_t wait_obj;   /* endpoint/notification it waits on (0 in BLOCKED_REPLY) */
-    uint32_t is_call;    /* BLOCKED_SEND: a call (1) or a send (0) */
-    uint32_t bound_ntfn; /* notification object bound to this thread, 0 = none */
-    int32_t result;      /* MK_* status handed over with the wake-up */
-    uint64_t badge;      /* sender's badge / notification bits on delivery */
-    mk_cap_t reply_slot; /* receiver: reply capability created for a call */
-    uint32_t notified;   /* receiver: woken by its bound notification */
-    uint32_t peer;             /* best guess of the thread that will wake this one */
-    _Atomic int32_t cpu;       /* CPU this thread last entered the kernel on */
-    _Atomic uint32_t wake;     /* futex word: 0 waiting, 1 completed */
-    _Atomic uint32_t sleeping; /* 1 while (about to be) in FUTEX_WAIT */
-    mk_msg_t msg;              /* message in transit (see header comment) */
-    uint64_t reply_gen;  /* generation of this thread's reply object: +1 per
-                          * call; kept when the slot is reused */
-    uint32_t rcap_task;  /* BLOCKED_REPLY: task holding the reply capability */
-    mk_cap_t rcap_slot;  /* BLOCKED_REPLY: its slot there */
-} k_thread_t;
+    uint32_t next, prev;      /* links in the queue of `wait_obj` */
+    uint32_t is_call;         /* BLOCKED_SEND: a call (1) or a send (0) */
+    uint32_t bound_ntfn;      /* notification object bound to this thread, 0 = none */
+    _Atomic int32_t cpu;      /* CPU this thread last entered the kernel on */
+    uint32_t rcap_task;       /* BLOCKED_REPLY: task holding the reply capability */
+    mk_cap_t rcap_slot;       /* BLOCKED_REPLY: its slot there */
+} __attribute__((aligned(64))) k_thread_t;
+
+_Static_assert(offsetof(k_thread_t, msg) + offsetof(mk_msg_t, mr) == 64,
+               "the hand-over line ends with the head of msg");
+_Static_assert(sizeof(k_thread_t) % 64 == 0, "TCBs start on a cache line");
 
 typedef struct k_name {
     char name[K_NAME_LEN];
@@ -140,7 +155,9 @@ typedef struct k_task {
     char name[K_NAME_LEN];
     k_name_t names[K_MAX_NAMES];
     k_cap_t cspace[K_CSPACE_SLOTS];
-} k_task_t;
+} __attribute__((aligned(64))) k_task_t;
+
+_Static_assert(offsetof(k_task_t, cspace) % 64 == 0, "capabilities do not straddle lines");
 
 typedef struct k_state {
     uint64_t magic;
@@ -168,6 +185,14 @@ void k_unlock(void);
 k_thread_t *k_current(mk_err_t *err);
 static inline k_task_t *k_task_of(const k_thread_t *t) { return &K->tasks[t->task]; }
 static inline uint32_t k_thread_index(const k_thread_t *t) { return (uint32_t)(t - K->threads); }
+
+/* Store only when the value changes: a line nobody writes stays shared in
+ * every cache that reads it (hints, the queue links of a lone waiter). */
+static inline void k_set(uint32_t *field, uint32_t v)
+{
+    if (*field != v)
+        *field = v;
+}
 
 /* Capabilities (cap.c). */
 mk_err_t k_cap_get(k_task_t *task, mk_cap_t slot, uint32_t type, uint32_t rights, k_cap_t **out);

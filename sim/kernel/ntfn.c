@@ -46,7 +46,7 @@ mk_err_t mk_signal(mk_cap_t cap)
         goto out;
     k_obj_t *o = &K->objs[c->obj];
     o->u.ntfn.word |= c->badge ? c->badge : 1;
-    o->u.ntfn.last_signaller = k_thread_index(t);
+    k_set(&o->u.ntfn.last_signaller, k_thread_index(t));
     if (o->u.ntfn.waiter) {
         k_thread_t *w = &K->threads[o->u.ntfn.waiter];
         w->badge = o->u.ntfn.word;
@@ -93,7 +93,7 @@ mk_err_t mk_wait(mk_cap_t cap, mk_word_t *bits, uint64_t timeout_ns)
     atomic_store_explicit(&t->wake, 0, memory_order_relaxed);
     t->state = KTH_BLOCKED_NTFN;
     t->wait_obj = (uint32_t)(o - K->objs);
-    t->peer = o->u.ntfn.last_signaller;
+    k_set(&t->peer, o->u.ntfn.last_signaller);
     o->u.ntfn.waiter = k_thread_index(t);
     if (!k_block(t, deadline)) {
         k_cancel_wait(t);
