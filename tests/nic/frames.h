@@ -228,4 +228,55 @@ static inline size_t fr_icmp6(uint8_t *f, const uint8_t dst_mac[6], const uint8_
     return fr_ipv6(f, dst_mac, src, dst, 58, 8);
 }
 
+/* ICMPv6 message with a correct checksum: `body` (len bytes) follows the
+ * 4-byte type/code/checksum header. NDP needs hop limit 255. */
+static inline size_t fr_icmp6_full(uint8_t *f, const uint8_t dst_mac[6], const uint8_t src[16],
+                                   const uint8_t dst[16], uint8_t type, uint8_t hop_limit,
+                                   const uint8_t *body, size_t len)
+{
+    uint8_t *c = f + FR_ETH_HLEN + 40;
+    c[0] = type;
+    c[1] = 0;
+    fr_put16(c + 2, 0);
+    memcpy(c + 4, body, len);
+    uint8_t ph[40];
+    memcpy(ph, src, 16);
+    memcpy(ph + 16, dst, 16);
+    fr_put32(ph + 32, (uint32_t)(4 + len));
+    ph[36] = ph[37] = ph[38] = 0;
+    ph[39] = 58;
+    fr_put16(c + 2, fr_fold(fr_sum(c, 4 + len, fr_sum(ph, 40, 0))));
+    size_t n = fr_ipv6(f, dst_mac, src, dst, 58, 4 + len);
+    f[FR_ETH_HLEN + 7] = hop_limit;
+    return n;
+}
+
+/* Neighbour solicitation for `target` from `src` (with our MAC as source
+ * link-layer address), to target's solicited-node multicast group. */
+static inline size_t fr_ndp_ns(uint8_t *f, const uint8_t src[16], const uint8_t target[16])
+{
+    uint8_t group[16] = {0xff, 0x02, [11] = 1, [12] = 0xff};
+    memcpy(group + 13, target + 13, 3);
+    uint8_t mac[6] = {0x33, 0x33, 0xff, target[13], target[14], target[15]};
+    uint8_t body[28] = {0};
+    memcpy(body + 4, target, 16);
+    body[20] = 1; /* source link-layer address option */
+    body[21] = 1;
+    memcpy(body + 22, fr_mac_guest, 6);
+    return fr_icmp6_full(f, mac, src, group, 135, 255, body, sizeof body);
+}
+
+/* Neighbour advertisement: `target` (ours) is at our MAC; solicited. */
+static inline size_t fr_ndp_na(uint8_t *f, const uint8_t dst_mac[6], const uint8_t src[16],
+                               const uint8_t dst[16])
+{
+    uint8_t body[28] = {0};
+    body[0] = 0x60; /* solicited, override */
+    memcpy(body + 4, src, 16);
+    body[20] = 2; /* target link-layer address option */
+    body[21] = 1;
+    memcpy(body + 22, fr_mac_guest, 6);
+    return fr_icmp6_full(f, dst_mac, src, dst, 136, 255, body, sizeof body);
+}
+
 #endif

@@ -8,7 +8,10 @@
  *    a second open is EBUSY; close and get_stats check the generation;
  *    generations grow per open;
  *  - DHCP DISCOVER gets an OFFER of 10.0.2.15; ARP for 10.0.2.2 gets a
- *    reply; an ICMP echo to 10.0.2.2 is answered;
+ *    reply; an ICMP echo to 10.0.2.2 is answered; IPv6 neighbour discovery
+ *    and an ICMPv6 echo to fec0::2 are answered;
+ *  - a TCP SYN to the host alias 10.0.2.2:P reaches the test's listener on
+ *    127.0.0.1:P (and the guest gets the SYN-ACK);
  *  - a real Linux TCP connection to the host forward 127.0.0.1:<port>
  *    arrives as a SYN to 10.0.2.15:80 on rx_active;
  *  - frames to forbidden addresses (TEST-NET-1, 2001:db8::, slirp's DNS,
@@ -54,6 +57,8 @@
 #define BUFSZ 2048u
 
 static const uint8_t mac_slirp[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
+static const uint8_t guest6[16] = {0xfe, 0xc0, [15] = 0x15}; /* our IPv6 address */
+static const uint8_t host6[16] = {0xfe, 0xc0, [15] = 2};     /* slirp's host alias */
 
 static mk_cap_t drv_ep;   /* send capability to the driver's endpoint */
 static mk_cap_t drv_task; /* the driver task */
@@ -319,6 +324,36 @@ static bool is_syn_to(const uint8_t *f, size_t len, uint32_t port)
            fr_get16(t + 2) == port && (t[13] & 0x12) == 0x02;
 }
 
+/* An ICMPv6 message of `type` from fec0::2 to us. For neighbour
+ * advertisements the target must be fec0::2. */
+static bool is_icmp6_from_host(const uint8_t *f, size_t len, uint32_t type)
+{
+    if (len < FR_ETH_HLEN + 40 + 8 || fr_get16(f + 12) != 0x86dd || f[FR_ETH_HLEN + 6] != 58)
+        return false;
+    const uint8_t *ip = f + FR_ETH_HLEN, *c = ip + 40;
+    if (memcmp(ip + 8, host6, 16) != 0 || c[0] != type)
+        return false;
+    if (type == 136)
+        return len >= FR_ETH_HLEN + 40 + 24 && memcmp(c + 8, host6, 16) == 0;
+    return memcmp(ip + 24, guest6, 16) == 0;
+}
+
+static bool is_ns_for_us(const uint8_t *f, size_t len)
+{
+    return len >= FR_ETH_HLEN + 40 + 24 && fr_get16(f + 12) == 0x86dd && f[FR_ETH_HLEN + 6] == 58 &&
+           f[FR_ETH_HLEN + 40] == 135 && memcmp(f + FR_ETH_HLEN + 40 + 8, guest6, 16) == 0;
+}
+
+/* A TCP segment from 10.0.2.2:`port` with SYN and ACK set. */
+static bool is_synack_from(const uint8_t *f, size_t len, uint32_t port)
+{
+    if (!is_ipv4(f, len, 6))
+        return false;
+    const uint8_t *t = l4_of(f);
+    return (size_t)(t + 20 - f) <= len && fr_get32(f + FR_ETH_HLEN + 12) == HOST4 &&
+           fr_get16(t) == port && (t[13] & 0x12) == 0x12;
+}
+
 /* Receive until a frame satisfies pred (answering slirp's ARP requests for
  * 10.0.2.15 on the way). Returns its length, 0 on timeout. */
 static size_t client_expect(client_t *c, frame_pred_t pred, uint32_t arg, uint8_t *out,
@@ -335,6 +370,12 @@ static size_t client_expect(client_t *c, frame_pred_t pred, uint32_t arg, uint8_
         if (is_arp_request_for(out, len, GUEST4)) {
             uint8_t reply[64];
             size_t rl = fr_arp_reply(reply, out + 6, fr_get32(out + 28), GUEST4);
+            client_send(c, reply, rl);
+            continue;
+        }
+        if (is_ns_for_us(out, len)) {
+            uint8_t reply[128];
+            size_t rl = fr_ndp_na(reply, out + 6, guest6, out + FR_ETH_HLEN + 8);
             client_send(c, reply, rl);
             continue;
         }
@@ -519,11 +560,73 @@ START_TEST(test_host_forward)
 }
 END_TEST
 
+START_TEST(test_icmp6_echo)
+{
+    client_t c;
+    client_open(&c, true);
+    uint8_t f[256], r[2048];
+    /* Neighbour discovery: who is fec0::2? (slirp also learns us.) */
+    size_t n = fr_ndp_ns(f, guest6, host6);
+    client_send(&c, f, n);
+    ck_assert_msg(client_expect(&c, is_icmp6_from_host, 136, r, 3000 * MS) > 0,
+                  "no neighbour advertisement for fec0::2");
+    uint8_t body[4 + 32];
+    fr_put16(body, 0x6666);
+    fr_put16(body + 2, 1);
+    for (int i = 0; i < 32; i++)
+        body[4 + i] = (uint8_t)i;
+    n = fr_icmp6_full(f, r + 6, guest6, host6, 128, 64, body, sizeof body);
+    client_send(&c, f, n);
+    ck_assert_msg(client_expect(&c, is_icmp6_from_host, 129, r, 3000 * MS) > 0,
+                  "no ICMPv6 echo reply from fec0::2");
+    nic_stats_t st = client_stats(&c);
+    ck_assert_uint_eq(st.tx_filtered, 0);
+}
+END_TEST
+
+/* The host alias reaches the host's loopback: a SYN to 10.0.2.2:P becomes a
+ * connection to the test's listener on 127.0.0.1:P. */
+START_TEST(test_host_alias_tcp)
+{
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ck_assert_int_ge(ls, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(ls, 1), 0);
+    socklen_t alen = sizeof a;
+    ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+    uint16_t port = ntohs(a.sin_port);
+
+    client_t c;
+    client_open(&c, true);
+    uint8_t f[256], r[2048];
+    size_t n = fr_arp_request(f, GUEST4, HOST4);
+    client_send(&c, f, n);
+    ck_assert_uint_gt(client_expect(&c, is_arp_reply_from, HOST4, r, 3000 * MS), 0);
+    n = fr_tcp4_syn(f, mac_slirp, GUEST4, 41000, HOST4, port);
+    client_send(&c, f, n);
+    ck_assert_msg(client_expect(&c, is_synack_from, port, r, 3000 * MS) > 0,
+                  "no SYN-ACK from 10.0.2.2:%u", port);
+    int cs = -1;
+    for (int i = 0; i < 300 && cs < 0; i++) {
+        cs = accept(ls, NULL, NULL);
+        if (cs < 0)
+            mk_sleep_ns(10 * MS);
+    }
+    ck_assert_msg(cs >= 0, "slirp did not connect to 127.0.0.1:%u", port);
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    ck_assert_int_eq(getpeername(cs, (struct sockaddr *)&peer, &plen), 0);
+    ck_assert_uint_eq(ntohl(peer.sin_addr.s_addr) >> 24, 127); /* from loopback */
+    close(cs);
+    close(ls);
+}
+END_TEST
+
 START_TEST(test_forbidden_destinations)
 {
     client_t c;
     client_open(&c, true);
-    static const uint8_t guest6[16] = {0xfe, 0xc0, [15] = 0x15};
     static const uint8_t doc6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
     static const uint8_t dns6[16] = {0xfe, 0xc0, [15] = 3};
     uint8_t f[256], r[2048];
@@ -698,6 +801,8 @@ static Suite *nic_suite(void)
     tcase_add_test(tc, test_dhcp_offer);
     tcase_add_test(tc, test_arp_reply);
     tcase_add_test(tc, test_icmp_echo);
+    tcase_add_test(tc, test_icmp6_echo);
+    tcase_add_test(tc, test_host_alias_tcp);
     tcase_add_test(tc, test_host_forward);
     tcase_add_test(tc, test_forbidden_destinations);
     tcase_add_test(tc, test_hostile_descriptors);
