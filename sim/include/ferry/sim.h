@@ -40,8 +40,9 @@ mk_err_t sim_task_create_external(const char *name, mk_cap_t *task);
 mk_err_t sim_attach(const char *socket_path, const char *name);
 
 /* Spin budget (nanoseconds) a waiter busy-polls before it sleeps on its
- * futex. Default 20000; 0 disables spinning. Also read from the environment
- * variable FERRY_SPIN_NS at sim_init()/sim_attach(). */
+ * futex. Default 20000; 0 disables spinning. sim_init() reads the initial
+ * value from the environment variable FERRY_SPIN_NS; it lives in the shared
+ * kernel state, so attached processes use the same budget. */
 void sim_set_spin_ns(uint64_t ns);
 
 /* Log sink: every mk_log line goes to this fd (default 2). */
