@@ -24,6 +24,7 @@
 #include "filter.h"
 #include "slirp_net.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -68,6 +69,7 @@ struct wire {
     enum wire_state state;
 
     /* Wire thread only. */
+    pthread_t owner; /* the wire thread, for WIRE_ASSERT_OWNER */
     Slirp *slirp;
     drv_session_t *s; /* the attached session, or NULL */
     struct pollfd *fds;
@@ -75,6 +77,10 @@ struct wire {
     wire_timer_t timers[WIRE_MAX_TIMERS];
     uint8_t frame[SLIRP_NIC_MAX_FRAME]; /* private copy of one TX frame */
 };
+
+/* Everything that touches libslirp or the attached session runs on the wire
+ * thread (libslirp is not thread-safe): checked in debug builds. */
+#define WIRE_ASSERT_OWNER(w) assert(pthread_equal(pthread_self(), (w)->owner))
 
 static int64_t now_ms(void)
 {
@@ -88,6 +94,7 @@ static int64_t now_ms(void)
 static ssize_t wire_rx_deliver(const void *buf, size_t len, void *opaque)
 {
     wire_t *w = opaque;
+    WIRE_ASSERT_OWNER(w);
     drv_session_t *s = w->s;
     if (s == NULL)
         return (ssize_t)len; /* no session: the frame has nowhere to go */
@@ -185,6 +192,7 @@ static void wire_tx_one(wire_t *w, drv_session_t *s, ring_desc_t d)
  * because of the budget (more may be waiting). */
 static bool wire_tx_drain(wire_t *w)
 {
+    WIRE_ASSERT_OWNER(w);
     drv_session_t *s = w->s;
     if (s == NULL)
         return false;
@@ -448,6 +456,7 @@ static bool wire_take_command(wire_t *w)
 
 static void wire_sleep(wire_t *w, uint32_t timeout_ms)
 {
+    WIRE_ASSERT_OWNER(w);
     w->nfds = 0;
     wire_add_poll(w->efd, SLIRP_POLL_IN, w);
     slirp_pollfds_fill(w->slirp, &timeout_ms, wire_add_poll, w);
@@ -480,6 +489,7 @@ static void wire_loop(wire_t *w)
 static void wire_main(void *arg)
 {
     wire_t *w = arg;
+    w->owner = pthread_self();
     w->slirp = wire_slirp_new(w);
     if (w->slirp == NULL) {
         mk_log("slirp_new failed");
