@@ -319,3 +319,87 @@ mk_err_t mk_reply_recv(mk_cap_t ep, mk_cap_t reply, mk_msg_t *msg, mk_recv_info_
         (void)reply_locked(t, reply, msg); /* the caller's fate does not stop the server */
     return recv_locked(t, ep, msg, info, timeout_ns, deadline);
 }
+
+/* ---- Death notices --------------------------------------------------------- */
+
+void k_death_forget(uint32_t ep)
+{
+    for (uint32_t i = 0; i < K_MAX_DEATHS; i++)
+        if (K->deaths[i].ep == ep)
+            memset(&K->deaths[i], 0, sizeof K->deaths[i]);
+}
+
+static void death_queue(uint32_t ep, uint64_t badge)
+{
+    k_death_t *free_entry = NULL;
+    for (uint32_t i = 0; i < K_MAX_DEATHS; i++) {
+        k_death_t *d = &K->deaths[i];
+        if (d->ep == ep && d->badge == badge)
+            return; /* already told */
+        if (d->ep == 0 && free_entry == NULL)
+            free_entry = d;
+    }
+    if (free_entry == NULL) {
+        K->deaths_lost++;
+        k_warn("death notice table full: badge %llu of endpoint %u lost", (unsigned long long)badge, ep);
+        return;
+    }
+    free_entry->ep = ep;
+    free_entry->badge = badge;
+}
+
+void k_death_notices(k_task_t *dying)
+{
+    for (mk_cap_t s = 1; s < K_CSPACE_SLOTS; s++) {
+        const k_cap_t *c = &dying->cspace[s];
+        if (c->type != MK_OBJ_ENDPOINT || !(c->rights & MK_RIGHT_SEND) || c->badge == 0)
+            continue;
+        k_obj_t *ep = &K->objs[c->obj];
+        if (ep->dead || ep->u.ep.death_ntfn == 0)
+            continue;
+        death_queue(c->obj, c->badge);
+        k_ntfn_signal(&K->objs[ep->u.ep.death_ntfn], ep->u.ep.death_bits);
+    }
+}
+
+mk_err_t mk_ep_death_ntfn(mk_cap_t ep, mk_cap_t ntfn)
+{
+    mk_err_t err;
+    k_lock();
+    k_thread_t *t = k_current(&err);
+    k_cap_t *e, *n = NULL;
+    if (t == NULL || (err = ep_get(t, ep, MK_RIGHT_RECV, &e)) ||
+        (ntfn != MK_CAP_NULL && (err = k_cap_get(k_task_of(t), ntfn, MK_OBJ_NOTIFICATION, MK_RIGHT_SEND, &n))))
+        goto out;
+    k_obj_t *o = &K->objs[e->obj];
+    if (o->u.ep.death_ntfn)
+        k_obj_put(o->u.ep.death_ntfn); /* the endpoint held a reference */
+    o->u.ep.death_ntfn = n ? n->obj : 0;
+    o->u.ep.death_bits = n ? (n->badge ? n->badge : 1) : 0;
+    if (n)
+        K->objs[n->obj].refs++;
+out:
+    k_unlock();
+    return err;
+}
+
+mk_err_t mk_ep_dead_badges(mk_cap_t ep, mk_badge_t *out, uint32_t max, uint32_t *n)
+{
+    if (n == NULL || (out == NULL && max > 0))
+        return MK_EINVAL;
+    mk_err_t err;
+    k_lock();
+    k_thread_t *t = k_current(&err);
+    k_cap_t *e;
+    *n = 0;
+    if (t && (err = k_cap_get(k_task_of(t), ep, MK_OBJ_ENDPOINT, MK_RIGHT_RECV, &e)) == MK_OK) {
+        for (uint32_t i = 0; i < K_MAX_DEATHS && *n < max; i++) {
+            if (K->deaths[i].ep != e->obj)
+                continue;
+            out[(*n)++] = K->deaths[i].badge;
+            memset(&K->deaths[i], 0, sizeof K->deaths[i]);
+        }
+    }
+    k_unlock();
+    return err;
+}

@@ -352,11 +352,16 @@ uint32_t k_obj_alloc(uint32_t type)
     return 0;
 }
 
-static void k_obj_put(uint32_t i)
+void k_obj_put(uint32_t i)
 {
     k_obj_t *o = &K->objs[i];
     if (--o->refs > 0)
         return;
+    if (o->type == MK_OBJ_ENDPOINT) {
+        k_death_forget(i);
+        if (o->u.ep.death_ntfn)
+            k_obj_put(o->u.ep.death_ntfn);
+    }
     if (o->type == MK_OBJ_SHM)
         k_shm_forget(i);
     if (o->type == MK_OBJ_NOTIFICATION && o->u.ntfn.bound)

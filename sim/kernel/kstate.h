@@ -32,7 +32,7 @@
 #include <stddef.h>
 
 #define K_MAGIC 0x4b595252454646ull /* "FFERRYK" */
-#define K_VERSION 2u
+#define K_VERSION 3u
 
 #define K_MAX_TASKS 64
 #define K_MAX_THREADS 512
@@ -86,6 +86,8 @@ typedef struct k_obj {
             k_queue_t sendq, recvq;
             uint32_t recv_refs; /* caps with MK_RIGHT_RECV; 0 after the first = dead */
             uint32_t last_sender, last_receiver; /* spin hints */
+            uint32_t death_ntfn;  /* death notices go to this notification (holds a ref), 0 = none */
+            uint64_t death_bits;  /* ...signalled with these bits */
         } ep;
         struct {
             uint64_t word;
@@ -159,6 +161,16 @@ typedef struct k_task {
 
 _Static_assert(offsetof(k_task_t, cspace) % 64 == 0, "capabilities do not straddle lines");
 
+/* A death notice: a task holding a send capability with `badge` to endpoint
+ * `ep` died (mk_ep_death_ntfn / mk_ep_dead_badges). ep == 0: free entry. */
+typedef struct k_death {
+    uint32_t ep;
+    uint32_t pad;
+    uint64_t badge;
+} k_death_t;
+
+#define K_MAX_DEATHS 1024
+
 typedef struct k_state {
     uint64_t magic;
     uint32_t version;
@@ -170,6 +182,8 @@ typedef struct k_state {
     k_task_t tasks[K_MAX_TASKS];
     k_thread_t threads[K_MAX_THREADS];
     k_obj_t objs[K_MAX_OBJS];
+    k_death_t deaths[K_MAX_DEATHS];
+    uint32_t deaths_lost; /* notices dropped because the table was full */
 } k_state_t;
 
 /* ---- Process-local view (kernel.c) ---------------------------------------- */
@@ -201,6 +215,7 @@ mk_err_t k_cap_insert(k_task_t *task, uint32_t type, uint32_t rights, uint32_t o
 void k_cap_remove(k_task_t *task, mk_cap_t slot);
 uint32_t k_cap_free_slots(const k_task_t *task, uint32_t want);
 uint32_t k_obj_alloc(uint32_t type);
+void k_obj_put(uint32_t obj); /* drop one reference; frees the object at 0 */
 
 /* Blocking (kernel.c): the caller set t->state, queued it and reset t->wake
  * with the lock held; k_block drops the lock and waits until woken (returns
@@ -231,6 +246,13 @@ k_thread_t *k_reply_caller(const k_cap_t *c);
 
 /* IPC (ipc.c): the endpoint lost its last receiver: flush its queues. */
 void k_ep_kill(k_obj_t *ep);
+
+/* Notifications (ntfn.c): OR bits in and wake the waiter or bound
+ * receiver. Death notices: queue one for every badged send capability of
+ * a dying task's cspace; forget an endpoint's notices. Lock held. */
+void k_ntfn_signal(k_obj_t *o, uint64_t bits);
+void k_death_notices(k_task_t *dying);
+void k_death_forget(uint32_t ep);
 
 /* Task death (task.c). Lock held. */
 void k_task_kill(uint32_t task, int status, bool process_gone);

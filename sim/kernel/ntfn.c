@@ -36,17 +36,9 @@ mk_err_t mk_ntfn_create(mk_cap_t *out)
     return err;
 }
 
-mk_err_t mk_signal(mk_cap_t cap)
+void k_ntfn_signal(k_obj_t *o, uint64_t bits)
 {
-    mk_err_t err;
-    k_lock();
-    k_thread_t *t = k_current(&err);
-    k_cap_t *c;
-    if (t == NULL || (err = k_cap_get(k_task_of(t), cap, MK_OBJ_NOTIFICATION, MK_RIGHT_SEND, &c)))
-        goto out;
-    k_obj_t *o = &K->objs[c->obj];
-    o->u.ntfn.word |= c->badge ? c->badge : 1;
-    k_set(&o->u.ntfn.last_signaller, k_thread_index(t));
+    o->u.ntfn.word |= bits;
     if (o->u.ntfn.waiter) {
         k_thread_t *w = &K->threads[o->u.ntfn.waiter];
         w->badge = o->u.ntfn.word;
@@ -61,6 +53,19 @@ mk_err_t mk_signal(mk_cap_t cap)
         o->u.ntfn.word = 0;
         k_wake(b, MK_OK);
     }
+}
+
+mk_err_t mk_signal(mk_cap_t cap)
+{
+    mk_err_t err;
+    k_lock();
+    k_thread_t *t = k_current(&err);
+    k_cap_t *c;
+    if (t == NULL || (err = k_cap_get(k_task_of(t), cap, MK_OBJ_NOTIFICATION, MK_RIGHT_SEND, &c)))
+        goto out;
+    k_obj_t *o = &K->objs[c->obj];
+    k_set(&o->u.ntfn.last_signaller, k_thread_index(t));
+    k_ntfn_signal(o, c->badge ? c->badge : 1);
 out:
     k_unlock();
     return err;

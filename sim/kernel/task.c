@@ -371,6 +371,7 @@ void k_task_kill(uint32_t task, int status, bool process_gone)
             k_wake(th, MK_EDEAD);
         th->state = KTH_ZOMBIE;
     }
+    k_death_notices(tk); /* servers that asked learn which of their clients died */
     for (mk_cap_t s = 1; s < K_CSPACE_SLOTS; s++)
         if (tk->cspace[s].type != MK_OBJ_NONE)
             k_cap_remove(tk, s);

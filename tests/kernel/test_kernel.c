@@ -765,6 +765,93 @@ START_TEST(test_attach_refused)
 }
 END_TEST
 
+
+/* ---- Death notices ------------------------------------------------------------ */
+
+static int quick_exit_client(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return 0; /* dies at once, holding its badged send capabilities */
+}
+
+START_TEST(test_death_notices)
+{
+    mk_cap_t ep, nt, nt_sig, send_only;
+    ck_assert_int_eq(mk_ep_create(&ep), MK_OK);
+    ck_assert_int_eq(mk_ntfn_create(&nt), MK_OK);
+    ck_assert_int_eq(mk_cap_mint(nt, MK_RIGHT_SEND, 0x10, &nt_sig), MK_OK);
+    ck_assert_int_eq(mk_cap_mint(ep, MK_RIGHT_SEND, 0, &send_only), MK_OK);
+    /* Rights: RECV on the endpoint, SEND on the notification. */
+    ck_assert_int_eq(mk_ep_death_ntfn(send_only, nt_sig), MK_ERIGHTS);
+    ck_assert_int_eq(mk_ep_death_ntfn(ep, ep), MK_ETYPE);
+    ck_assert_int_eq(mk_ep_death_ntfn(ep, nt_sig), MK_OK);
+    mk_badge_t b[8];
+    uint32_t n = 99;
+    ck_assert_int_eq(mk_ep_dead_badges(ep, b, 8, &n), MK_OK);
+    ck_assert_uint_eq(n, 0);
+    /* Two clients with badges 5 and 6 die; one unbadged client dies too
+     * (not reported: it cannot be told apart). */
+    mk_cap_t t5, t6, t0;
+    gift_t g5[] = {{ep, MK_RIGHT_SEND, 5, "ep"}, {ep, MK_RIGHT_SEND, 5, "ep2"}};
+    gift_t g6[] = {{ep, MK_RIGHT_SEND, 6, "ep"}};
+    gift_t g0[] = {{send_only, MK_RIGHT_SEND, 0, "ep"}};
+    t5 = start_task("c5", quick_exit_client, g5, 2, NULL);
+    t6 = start_task("c6", quick_exit_client, g6, 1, NULL);
+    t0 = start_task("c0", quick_exit_client, g0, 1, NULL);
+    ck_assert_int_eq(mk_task_wait(t5, NULL, 5000 * MS), MK_OK);
+    ck_assert_int_eq(mk_task_wait(t6, NULL, 5000 * MS), MK_OK);
+    ck_assert_int_eq(mk_task_wait(t0, NULL, 5000 * MS), MK_OK);
+    mk_word_t bits;
+    ck_assert_int_eq(mk_wait(nt, &bits, 5000 * MS), MK_OK);
+    ck_assert_uint_eq(bits, 0x10);
+    ck_assert_int_eq(mk_ep_dead_badges(ep, b, 1, &n), MK_OK);
+    ck_assert_uint_eq(n, 1);
+    mk_badge_t first = b[0];
+    ck_assert_int_eq(mk_ep_dead_badges(ep, b, 8, &n), MK_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(first + b[0], 11); /* 5 and 6, once each */
+    ck_assert_uint_ne(first, b[0]);
+    ck_assert_int_eq(mk_ep_dead_badges(ep, b, 8, &n), MK_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(mk_ep_dead_badges(nt, b, 8, &n), MK_ETYPE);
+    ck_assert_int_eq(mk_ep_dead_badges(ep, NULL, 8, &n), MK_EINVAL);
+    /* Unregistered: a later death is not queued. */
+    ck_assert_int_eq(mk_ep_death_ntfn(ep, MK_CAP_NULL), MK_OK);
+    gift_t g7[] = {{ep, MK_RIGHT_SEND, 7, "ep"}};
+    mk_cap_t t7 = start_task("c7", quick_exit_client, g7, 1, NULL);
+    ck_assert_int_eq(mk_task_wait(t7, NULL, 5000 * MS), MK_OK);
+    ck_assert_int_eq(mk_ep_dead_badges(ep, b, 8, &n), MK_OK);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(mk_wait(nt, &bits, MK_NOWAIT), MK_ETIMEDOUT);
+}
+END_TEST
+
+START_TEST(test_attached_process_death_notice)
+{
+    mk_cap_t ep, shm, nt;
+    mk_cap_t task = external_setup(&ep, &shm); /* gives "ext" ep with badge 77 */
+    ck_assert_int_eq(mk_ntfn_create(&nt), MK_OK);
+    ck_assert_int_eq(mk_ep_death_ntfn(ep, nt), MK_OK);
+    pid_t pid = spawn_child("call-and-hang");
+    mk_msg_t m;
+    mk_recv_info_t info;
+    ck_assert_int_eq(mk_recv(ep, &m, &info, 10000 * MS), MK_OK);
+    ck_assert_int_eq(mk_reply(info.reply, &m), MK_OK);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    mk_word_t bits;
+    ck_assert_int_eq(mk_wait(nt, &bits, 5000 * MS), MK_OK);
+    mk_badge_t b[4];
+    uint32_t n;
+    ck_assert_int_eq(mk_ep_dead_badges(ep, b, 4, &n), MK_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_uint_eq(b[0], 77);
+    ck_assert_int_eq(mk_task_wait(task, NULL, 5000 * MS), MK_OK);
+    unlink(sock_path);
+}
+END_TEST
+
 static Suite *kernel_suite(void)
 {
     Suite *s = suite_create("kernel");
@@ -788,6 +875,7 @@ static Suite *kernel_suite(void)
     tcase_add_test(tc, test_dropped_reply_cap);
     tcase_add_test(tc, test_many_clients);
     tcase_add_test(tc, test_threads_and_tasks);
+    tcase_add_test(tc, test_death_notices);
     suite_add_tcase(s, tc);
     TCase *ta = tcase_create("attach");
     tcase_add_checked_fixture(ta, setup, teardown);
@@ -796,6 +884,7 @@ static Suite *kernel_suite(void)
     tcase_add_test(ta, test_attached_client_killed);
     tcase_add_test(ta, test_attached_server_killed);
     tcase_add_test(ta, test_attach_refused);
+    tcase_add_test(ta, test_attached_process_death_notice);
     suite_add_tcase(s, ta);
     return s;
 }

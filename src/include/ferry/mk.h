@@ -183,6 +183,17 @@ mk_err_t mk_reply(mk_cap_t reply, const mk_msg_t *msg);
 mk_err_t mk_reply_recv(mk_cap_t ep, mk_cap_t reply, mk_msg_t *msg, mk_recv_info_t *info,
                        uint64_t timeout_ns);
 
+/* Death notices. A server that keeps per-client state needs to learn when a
+ * client dies. mk_ep_death_ntfn (needs MK_RIGHT_RECV on `ep` and
+ * MK_RIGHT_SEND on `ntfn`) registers a notification; from then on, when a
+ * task that holds a send capability to `ep` with a non-zero badge dies, the
+ * kernel queues that badge and signals `ntfn` (with the badge of the `ntfn`
+ * capability given here, 1 if unbadged). mk_ep_dead_badges takes up to `max`
+ * queued badges into out[] (*n = how many). ntfn = MK_CAP_NULL unregisters.
+ * A badge is queued once even if the task held several such capabilities. */
+mk_err_t mk_ep_death_ntfn(mk_cap_t ep, mk_cap_t ntfn);
+mk_err_t mk_ep_dead_badges(mk_cap_t ep, mk_badge_t *out, uint32_t max, uint32_t *n);
+
 /* ---- Notifications ------------------------------------------------------- */
 
 mk_err_t mk_ntfn_create(mk_cap_t *out);
