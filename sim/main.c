@@ -88,18 +88,23 @@ int main(int argc, char **argv)
     }
     mk_log("system up: %d tasks; Ctrl-C stops it", cfg->ntasks);
     uint64_t end = run_for > 0 ? mk_time_ns() + (uint64_t)(run_for * 1e9) : MK_FOREVER;
+    /* With only external tasks, their processes come and go: run until
+     * stopped. */
+    int internal = 0;
+    for (int i = 0; i < cfg->ntasks; i++)
+        internal += !cfg->tasks[i].external;
     int sig = 0;
     for (;;) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 100000000};
         sig = sigtimedwait(&stop, NULL, &ts);
         if (sig > 0)
             break;
-        if (boot_wait_all(cfg, 0) == 0 || mk_time_ns() >= end) {
+        if ((internal > 0 && boot_wait_all(cfg, 0) == 0) || mk_time_ns() >= end) {
             sig = 0;
             break;
         }
     }
-    bool all_exited = boot_wait_all(cfg, 0) == 0;
+    bool all_exited = internal > 0 && boot_wait_all(cfg, 0) == 0;
     mk_log("stopping (%s)", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : all_exited ? "all tasks exited" : "time is up");
     sim_shutdown();
     int rc = 0;

@@ -158,17 +158,26 @@ static int parse_user(ctx_t *c, const config_setting_t *g, boot_obj_t *o, const 
     u->badge = 0;
     if (want_badge) {
         const config_setting_t *b = config_setting_get_member(g, "badge");
-        long long v = o->nusers; /* default: position (server is 0) */
+        /* Default: the position (server/waiter is 0); for a notification,
+         * whose badges are ORed together, bit (position - 1). */
+        bool bits = o->kind == BOOT_NOTIFICATION;
+        if (bits && !b && o->nusers > 64)
+            return fail(c, g, "%s: more than 64 signallers need explicit badges", what);
+        long long v = bits ? (long long)(1ull << (o->nusers - 1)) : o->nusers;
         if (b) {
             if (config_setting_type(b) != CONFIG_TYPE_INT && config_setting_type(b) != CONFIG_TYPE_INT64)
                 return fail(c, b, "%s: 'badge' must be an integer", what);
             v = config_setting_get_int64(b);
         }
-        if (v <= 0)
+        if (v == 0 || (!bits && v < 0))
             return fail(c, b ? b : g, "%s: badge must be a positive integer", what);
-        for (int i = 0; i < o->nusers; i++)
+        for (int i = 0; i < o->nusers; i++) {
             if (o->users[i].badge == (mk_badge_t)v)
                 return fail(c, b ? b : g, "%s: badge %lld is used twice", what, v);
+            if (bits && (o->users[i].badge & (mk_badge_t)v))
+                return fail(c, b ? b : g, "%s: badge %#llx shares bits with another signaller's", what,
+                            (unsigned long long)v);
+        }
         u->badge = (mk_badge_t)v;
     }
     if (want_rights) {
@@ -385,7 +394,7 @@ mk_err_t boot_start(boot_config_t *cfg)
     if (err != MK_OK) {
         mk_log("boot failed: %s", mk_strerror(err));
         for (int i = 0; i < created; i++)
-            mk_cap_delete(cfg->tasks[i].cap); /* never started: just drop them */
+            mk_cap_delete(cfg->tasks[i].cap); /* never started: dropping them ends them */
         return err;
     }
     for (int i = 0; i < cfg->ntasks; i++) {
@@ -395,7 +404,9 @@ mk_err_t boot_start(boot_config_t *cfg)
             continue;
         }
         if ((err = mk_task_start(t->cap, t->main, t->argc, t->argv)) != MK_OK) {
-            mk_log("cannot start task %s: %s", t->name, mk_strerror(err));
+            mk_log("cannot start task %s: %s; stopping the tasks already started", t->name, mk_strerror(err));
+            for (int k = 0; k < cfg->ntasks; k++)
+                mk_task_kill(cfg->tasks[k].cap, -1);
             return err;
         }
         mk_log("started %s (component %s)", t->name, t->component);

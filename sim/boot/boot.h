@@ -76,8 +76,9 @@ int boot_load(const char *path, const boot_component_t *(*lookup)(const char *),
 void boot_free(boot_config_t *cfg);
 
 /* As the root task: create every task and object, give the capabilities,
- * then start the tasks. On failure nothing is started (tasks created so far
- * are killed) and the error is returned. */
+ * then start the tasks. On failure every task created so far is ended (a
+ * task that fails to start stops the ones already started) and the error
+ * is returned. */
 mk_err_t boot_start(boot_config_t *cfg);
 
 /* Wait until every started (non-external) task has exited or the timeout

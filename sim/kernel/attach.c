@@ -126,8 +126,9 @@ static void serve_fetch(att_conn_t *cn, const att_msg_t *m)
     if (m->obj > 0 && m->obj < K_MAX_OBJS) {
         k_lock();
         bool ok = K->tasks[cn->task].state == KT_RUNNING && task_holds_shm(cn->task, m->obj, rights);
+        uint32_t gen = K->objs[m->obj].gen;
         k_unlock();
-        int rw = ok ? k_shm_fd(m->obj, true) : -1;
+        int rw = ok ? k_shm_fd(m->obj, gen, true) : -1;
         if (rw >= 0 && !writable) {
             /* Reopen read-only: the process can then never write it. */
             char path[64];
@@ -151,9 +152,10 @@ static void serve_give(att_conn_t *cn, const att_msg_t *m, int fd)
     if (fd >= 0 && m->obj > 0 && m->obj < K_MAX_OBJS) {
         k_lock();
         bool ok = task_holds_shm(cn->task, m->obj, 0);
+        uint32_t gen = K->objs[m->obj].gen;
         k_unlock();
         if (ok) {
-            k_shm_adopt_fd(m->obj, fd);
+            k_shm_adopt_fd(m->obj, gen, true, fd);
             fd = -1;
             a.status = MK_OK;
         }

@@ -266,6 +266,9 @@ mk_err_t mk_recv(mk_cap_t ep, mk_msg_t *msg, mk_recv_info_t *info, uint64_t time
 }
 
 /* Answer through a reply capability; lock held. */
+/* A malformed reply message (msg == NULL or bad counts) still consumes the
+ * reply capability: the caller's call ends with MK_EINVAL rather than
+ * waiting for a reply that will not come. */
 static mk_err_t reply_locked(k_thread_t *t, mk_cap_t reply, const mk_msg_t *msg)
 {
     k_task_t *task = k_task_of(t);
@@ -278,6 +281,8 @@ static mk_err_t reply_locked(k_thread_t *t, mk_cap_t reply, const mk_msg_t *msg)
         err = MK_EDEAD;
     } else if (caller == NULL) {
         err = MK_ECANCELED; /* KR_CANCELED; the generation check is a second guard */
+    } else if ((err = msg_check(msg)) != MK_OK) {
+        k_wake(caller, err);
     } else {
         mk_cap_t unused;
         err = transfer(t, msg, false, caller, &caller->msg, &unused);
@@ -291,9 +296,7 @@ static mk_err_t reply_locked(k_thread_t *t, mk_cap_t reply, const mk_msg_t *msg)
 
 mk_err_t mk_reply(mk_cap_t reply, const mk_msg_t *msg)
 {
-    mk_err_t err = msg_check(msg);
-    if (err)
-        return err;
+    mk_err_t err;
     k_lock();
     k_thread_t *t = k_current(&err);
     if (t)
@@ -315,7 +318,7 @@ mk_err_t mk_reply_recv(mk_cap_t ep, mk_cap_t reply, mk_msg_t *msg, mk_recv_info_
         k_unlock();
         return err;
     }
-    if (reply != MK_CAP_NULL && msg_check(msg) == MK_OK)
+    if (reply != MK_CAP_NULL)
         (void)reply_locked(t, reply, msg); /* the caller's fate does not stop the server */
     return recv_locked(t, ep, msg, info, timeout_ns, deadline);
 }

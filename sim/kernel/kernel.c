@@ -345,6 +345,7 @@ uint32_t k_obj_alloc(uint32_t type)
         if (K->objs[i].type == MK_OBJ_NONE) {
             memset(&K->objs[i], 0, sizeof K->objs[i]);
             K->objs[i].type = (uint16_t)type;
+            K->objs[i].gen = ++K->obj_gen;
             K->obj_hint = i;
             return i;
         }
@@ -473,6 +474,14 @@ mk_err_t mk_cap_info(mk_cap_t cap, mk_cap_info_t *info)
     return err;
 }
 
+mk_err_t k_badge_for_copy(const k_cap_t *c, uint64_t badge, uint64_t *out)
+{
+    if (badge != 0 && c->badge != 0 && badge != c->badge)
+        return MK_ERIGHTS;
+    *out = badge ? badge : c->badge;
+    return MK_OK;
+}
+
 mk_err_t mk_cap_mint(mk_cap_t cap, uint32_t rights, mk_badge_t badge, mk_cap_t *out)
 {
     if (out == NULL || (rights & ~MK_RIGHTS_ALL))
@@ -482,10 +491,11 @@ mk_err_t mk_cap_mint(mk_cap_t cap, uint32_t rights, mk_badge_t badge, mk_cap_t *
     k_thread_t *t = k_current(&err);
     k_cap_t *c;
     if (t && (err = k_cap_get(k_task_of(t), cap, MK_OBJ_NONE, rights, &c)) == MK_OK) {
+        uint64_t b;
         if (c->type == MK_OBJ_REPLY || c->type == MK_OBJ_TASK)
             err = MK_ETYPE; /* one-shot / root-only objects are not copied */
-        else
-            err = k_cap_insert(k_task_of(t), c->type, rights, c->obj, badge ? badge : c->badge, out);
+        else if ((err = k_badge_for_copy(c, badge, &b)) == MK_OK)
+            err = k_cap_insert(k_task_of(t), c->type, rights, c->obj, b, out);
     }
     k_unlock();
     return err;
@@ -556,6 +566,19 @@ uint32_t sim_count_caps(void)
             n += k_task_of(t)->cspace[s].type != MK_OBJ_NONE;
     k_unlock();
     return n;
+}
+
+uint32_t sim_cap_object_index(mk_cap_t cap)
+{
+    mk_err_t err;
+    uint32_t obj = 0;
+    k_lock();
+    k_thread_t *t = k_current(&err);
+    k_cap_t *c;
+    if (t && k_cap_get(k_task_of(t), cap, MK_OBJ_NONE, 0, &c) == MK_OK)
+        obj = c->obj;
+    k_unlock();
+    return obj;
 }
 
 void sim_set_spin_ns(uint64_t ns)

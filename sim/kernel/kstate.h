@@ -32,7 +32,7 @@
 #include <stddef.h>
 
 #define K_MAGIC 0x4b595252454646ull /* "FFERRYK" */
-#define K_VERSION 3u
+#define K_VERSION 4u
 
 #define K_MAX_TASKS 64
 #define K_MAX_THREADS 512
@@ -81,6 +81,7 @@ typedef struct k_obj {
     uint16_t type; /* MK_OBJ_*, MK_OBJ_NONE = free */
     uint16_t dead; /* endpoint/notification: owner gone, every use gets MK_EDEAD */
     uint32_t refs; /* capabilities referring to this object */
+    uint32_t gen;  /* distinguishes successive objects in this slot (fd caches) */
     union {
         struct {
             k_queue_t sendq, recvq;
@@ -178,6 +179,7 @@ typedef struct k_state {
     pthread_mutex_t lock; /* robust, process-shared: the big kernel lock */
     _Atomic int32_t lock_cpu; /* CPU of the lock's last taker (spin hint, k_lock) */
     uint32_t obj_hint;
+    uint32_t obj_gen; /* last generation handed out by k_obj_alloc */
     uint64_t spin_ns;
     k_task_t tasks[K_MAX_TASKS];
     k_thread_t threads[K_MAX_THREADS];
@@ -208,11 +210,15 @@ static inline void k_set(uint32_t *field, uint32_t v)
         *field = v;
 }
 
-/* Capabilities (cap.c). */
+/* Capabilities (kernel.c). */
 mk_err_t k_cap_get(k_task_t *task, mk_cap_t slot, uint32_t type, uint32_t rights, k_cap_t **out);
 mk_err_t k_cap_insert(k_task_t *task, uint32_t type, uint32_t rights, uint32_t obj,
                       uint64_t badge, mk_cap_t *out);
 void k_cap_remove(k_task_t *task, mk_cap_t slot);
+/* The badge a copy of `c` gets when `badge` is asked for: 0 keeps c's; a
+ * badged capability cannot be re-badged (that would forge another client's
+ * identity): MK_ERIGHTS unless the same badge is asked for. */
+mk_err_t k_badge_for_copy(const k_cap_t *c, uint64_t badge, uint64_t *out);
 uint32_t k_cap_free_slots(const k_task_t *task, uint32_t want);
 uint32_t k_obj_alloc(uint32_t type);
 void k_obj_put(uint32_t obj); /* drop one reference; frees the object at 0 */
@@ -265,10 +271,10 @@ uint32_t k_thread_alloc(uint32_t task);
 void k_thread_release(k_thread_t *t);
 
 /* Shared memory fds of this process (shm.c). */
-int k_shm_fd(uint32_t obj, bool writable);
+int k_shm_fd(uint32_t obj, uint32_t gen, bool writable);
 void k_shm_forget(uint32_t obj);
 int k_shm_create_fd(uint64_t size);
-void k_shm_adopt_fd(uint32_t obj, int fd);
+void k_shm_adopt_fd(uint32_t obj, uint32_t gen, bool writable, int fd);
 
 /* Attach (attach.c). */
 int k_attach_fetch_fd(uint32_t obj, bool writable);

@@ -16,10 +16,27 @@
 
 #define K_SHM_MAX (1ull << 30) /* 1 GiB per object */
 
+/* Process-local fd caches, one for read-write and one for read-only fds,
+ * keyed by object index AND generation: an index is reused by later
+ * objects, and a stale entry must never map the old object's memory. A
+ * read-only capability is served only from the read-only cache (in an
+ * attached process, a read-only fd from the root), so a cached writable fd
+ * can never make a read-only mapping writable. */
+typedef struct fd_entry {
+    int fd1; /* fd + 1, 0 = none */
+    uint32_t gen;
+} fd_entry_t;
+
 static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
-static int fds[K_MAX_OBJS]; /* fd + 1, 0 = none (process-local) */
+static fd_entry_t fds[2][K_MAX_OBJS]; /* [writable] */
 
-
+static void entry_drop(fd_entry_t *e)
+{
+    if (e->fd1)
+        close(e->fd1 - 1);
+    e->fd1 = 0;
+    e->gen = 0;
+}
 
 int k_shm_create_fd(uint64_t size)
 {
@@ -33,38 +50,44 @@ int k_shm_create_fd(uint64_t size)
     return fd;
 }
 
-void k_shm_adopt_fd(uint32_t obj, int fd)
+void k_shm_adopt_fd(uint32_t obj, uint32_t gen, bool writable, int fd)
 {
     pthread_mutex_lock(&fd_lock);
-    if (fds[obj])
-        close(fds[obj] - 1);
-    fds[obj] = fd + 1;
+    fd_entry_t *e = &fds[writable][obj];
+    entry_drop(e);
+    e->fd1 = fd + 1;
+    e->gen = gen;
     pthread_mutex_unlock(&fd_lock);
 }
 
 void k_shm_forget(uint32_t obj)
 {
     pthread_mutex_lock(&fd_lock);
-    if (fds[obj])
-        close(fds[obj] - 1);
-    fds[obj] = 0;
+    entry_drop(&fds[0][obj]);
+    entry_drop(&fds[1][obj]);
     pthread_mutex_unlock(&fd_lock);
 }
 
-/* A new fd (the caller closes it) for mapping `obj`, or -1. */
-int k_shm_fd(uint32_t obj, bool writable)
+/* A new fd (the caller closes it) for mapping generation `gen` of `obj`,
+ * or -1. The root process holds a read-write fd of every object and uses
+ * it for both kinds of mapping (it is trusted); an attached process caches
+ * what the root sent it, per kind. */
+int k_shm_fd(uint32_t obj, uint32_t gen, bool writable)
 {
+    bool kind = writable || k_is_root_process;
     pthread_mutex_lock(&fd_lock);
-    int fd = fds[obj] ? dup(fds[obj] - 1) : -1;
+    fd_entry_t *e = &fds[kind][obj];
+    if (e->fd1 && e->gen != gen)
+        entry_drop(e); /* an earlier object in this slot */
+    int fd = e->fd1 ? dup(e->fd1 - 1) : -1;
     pthread_mutex_unlock(&fd_lock);
     if (fd >= 0 || k_is_root_process)
         return fd;
     fd = k_attach_fetch_fd(obj, writable);
-    if (fd >= 0 && writable) {
-        /* Keep writable fds: later maps of the same object need no round trip. */
-        int keep = dup(fd);
+    if (fd >= 0) {
+        int keep = dup(fd); /* later maps of the same object need no round trip */
         if (keep >= 0)
-            k_shm_adopt_fd(obj, keep);
+            k_shm_adopt_fd(obj, gen, writable, keep);
     }
     return fd;
 }
@@ -84,7 +107,9 @@ mk_err_t mk_shm_create(size_t size, mk_cap_t *out)
     uint32_t o = t ? k_obj_alloc(MK_OBJ_SHM) : 0;
     if (t && o == 0)
         err = MK_ENOMEM;
+    uint32_t gen = 0;
     if (o) {
+        gen = K->objs[o].gen;
         K->objs[o].u.shm.size = rounded;
         err = k_cap_insert(k_task_of(t), MK_OBJ_SHM, MK_RIGHTS_ALL, o, 0, out);
         if (err)
@@ -102,7 +127,7 @@ mk_err_t mk_shm_create(size_t size, mk_cap_t *out)
         mk_cap_delete(*out);
         return MK_EIO;
     }
-    k_shm_adopt_fd(o, fd);
+    k_shm_adopt_fd(o, gen, true, fd);
     return MK_OK;
 }
 
@@ -114,17 +139,18 @@ mk_err_t mk_shm_map(mk_cap_t shm, uint32_t rights, void **addr, size_t *size)
     k_lock();
     k_thread_t *t = k_current(&err);
     k_cap_t *c;
-    uint32_t obj = 0;
+    uint32_t obj = 0, gen = 0;
     uint64_t len = 0;
     if (t && (err = k_cap_get(k_task_of(t), shm, MK_OBJ_SHM, rights, &c)) == MK_OK) {
         obj = c->obj;
+        gen = K->objs[obj].gen;
         len = K->objs[obj].u.shm.size;
     }
     k_unlock();
     if (err)
         return err;
     bool writable = (rights & MK_RIGHT_WRITE) != 0;
-    int fd = k_shm_fd(obj, writable);
+    int fd = k_shm_fd(obj, gen, writable);
     if (fd < 0)
         return MK_EIO;
     void *p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);

@@ -74,6 +74,10 @@ void k_thread_release(k_thread_t *t)
 void k_task_obj_gone(uint32_t task)
 {
     K->tasks[task].obj = 0;
+    /* A task that was never started (or never attached) and that nobody can
+     * start any more: it ends here, with the capabilities it was given. */
+    if (K->tasks[task].state == KT_CREATED)
+        k_task_kill(task, -1, true);
     task_slot_maybe_free(task);
 }
 
@@ -254,7 +258,10 @@ mk_err_t mk_task_give(mk_cap_t task, mk_cap_t cap, uint32_t rights, mk_badge_t b
         }
     }
     mk_cap_t slot;
-    err = k_cap_insert(to, c->type, rights, c->obj, badge ? badge : c->badge, &slot);
+    uint64_t b;
+    if ((err = k_badge_for_copy(c, badge, &b)) != MK_OK)
+        goto out;
+    err = k_cap_insert(to, c->type, rights, c->obj, b, &slot);
     if (err)
         goto out;
     if (free_name) {
@@ -312,6 +319,25 @@ out:
         return MK_ENOMEM;
     }
     return MK_OK;
+}
+
+mk_err_t mk_task_kill(mk_cap_t task, int status)
+{
+    mk_err_t err;
+    k_lock();
+    k_thread_t *t = k_current(&err);
+    k_task_t *tk;
+    if (t && (err = task_get(t, task, &tk)) == MK_OK) {
+        uint32_t ti = (uint32_t)(tk - K->tasks);
+        if (ti == t->task)
+            err = MK_EINVAL; /* a task ends itself with mk_task_exit */
+        else if (tk->state == KT_DEAD)
+            err = MK_EDEAD;
+        else
+            k_task_kill(ti, status, false);
+    }
+    k_unlock();
+    return err;
 }
 
 mk_err_t mk_task_wait(mk_cap_t task, int *status, uint64_t timeout_ns)

@@ -178,6 +178,11 @@ static const struct bad {
     {"tasks = ( { name = \"a\"; component = \"t-server\"; } );\n"
      "notifications = ( { name = \"n\"; waiter = \"a\"; } );\n",
      "2: notification 'n': missing 'signallers'"},
+    {"tasks = ( { name = \"a\"; component = \"t-server\"; }, { name = \"b\"; component = \"t-server\"; },\n"
+     " { name = \"c\"; component = \"t-server\"; } );\n"
+     "notifications = ( { name = \"n\"; waiter = \"a\";\n"
+     "  signallers = ( { task = \"b\"; badge = 3; },\n  { task = \"c\"; badge = 6; } ); } );\n",
+     "5: notification 'n': badge 0x6 shares bits with another signaller's"},
 };
 
 START_TEST(test_bad_config)

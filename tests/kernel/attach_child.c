@@ -6,6 +6,8 @@
  *   echo                  map "shm", write a pattern 3 times, call "ep" with its sum
  *   call-and-hang         call "ep" once, then make a second call that never returns
  *   serve-once-then-hang  answer one call on "ep" (mr[0] * 2), take the next, hang
+ *   stale-cache           map "shm", write "AAAA", drop it, call "ep"; the reply
+ *                         brings a new shm object: call back with its first bytes
  * Exit status: 0 success, 2 usage, 3 attach refused, 4.. a step failed.
  */
 #include <ferry/mk.h>
@@ -70,6 +72,30 @@ static int serve_once_then_hang(void)
     return 8;
 }
 
+static int stale_cache(void)
+{
+    mk_cap_t ep, shm;
+    if (mk_cap_lookup("ep", &ep) || mk_cap_lookup("shm", &shm))
+        return 4;
+    char *p;
+    size_t size;
+    if (mk_shm_map(shm, MK_RIGHT_READ | MK_RIGHT_WRITE, (void **)&p, &size) != MK_OK)
+        return 5;
+    memcpy(p, "AAAA", 4);
+    mk_shm_unmap(p, size);
+    if (mk_cap_delete(shm) != MK_OK)
+        return 6;
+    mk_msg_t m = {.label = 1};
+    if (mk_call(ep, &m, 10000 * MS) != MK_OK || m.ncaps != 1)
+        return 7;
+    /* Read-write: the same kind of mapping as the cached one of X. */
+    if (mk_shm_map(m.caps[0], MK_RIGHT_READ | MK_RIGHT_WRITE, (void **)&p, &size) != MK_OK)
+        return 8;
+    mk_msg_t r = {.label = 2, .words = 1};
+    memcpy(&r.mr[0], p, 4);
+    return mk_call(ep, &r, 10000 * MS) == MK_OK ? 0 : 9;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -87,5 +113,7 @@ int main(int argc, char **argv)
         return call_and_hang();
     if (strcmp(argv[3], "serve-once-then-hang") == 0)
         return serve_once_then_hang();
+    if (strcmp(argv[3], "stale-cache") == 0)
+        return stale_cache();
     return 2;
 }

@@ -234,6 +234,12 @@ START_TEST(test_wrong_capabilities)
     ck_assert_int_eq(mk_shm_map(ro, MK_RIGHT_READ | MK_RIGHT_WRITE, &p, NULL), MK_ERIGHTS);
     mk_cap_t more;
     ck_assert_int_eq(mk_cap_mint(send_only, MK_RIGHT_SEND | MK_RIGHT_RECV, 0, &more), MK_ERIGHTS);
+    /* A badged capability cannot be re-badged (forging another client). */
+    ck_assert_int_eq(mk_cap_mint(send_only, MK_RIGHT_SEND, 2, &more), MK_ERIGHTS);
+    mk_cap_t tk;
+    ck_assert_int_eq(mk_task_create("victim", &tk), MK_OK);
+    ck_assert_int_eq(mk_task_give(tk, send_only, MK_RIGHT_SEND, 3, "x", NULL), MK_ERIGHTS);
+    ck_assert_int_eq(mk_cap_delete(tk), MK_OK);
     /* A message naming a capability the sender lacks or may not grant. */
     mk_msg_t withcap = {.label = 1, .ncaps = 1, .caps = {777}};
     ck_assert_int_eq(mk_call(ep, &withcap, 0), MK_ECAP);
@@ -549,6 +555,33 @@ START_TEST(test_dead_client)
 }
 END_TEST
 
+START_TEST(test_malformed_reply_ends_the_call)
+{
+    /* A reply with too many words: the server gets MK_EINVAL, the reply
+     * capability is gone, and the caller's call ends with MK_EINVAL. */
+    mk_cap_t ep;
+    ck_assert_int_eq(mk_ep_create(&ep), MK_OK);
+    for (int variant = 0; variant < 2; variant++) {
+        caller_arg_t a = {.ep = ep};
+        uint32_t tid;
+        ck_assert_int_eq(mk_thread_create(caller_thread, &a, &tid), MK_OK);
+        mk_msg_t m;
+        mk_recv_info_t info;
+        ck_assert_int_eq(mk_recv(ep, &m, &info, 5000 * MS), MK_OK);
+        m.words = MK_MSG_WORDS + 1;
+        if (variant == 0) {
+            ck_assert_int_eq(mk_reply(info.reply, &m), MK_EINVAL);
+        } else {
+            /* reply-and-receive: the receive still happens (and times out). */
+            ck_assert_int_eq(mk_reply_recv(ep, info.reply, &m, &info, 10 * MS), MK_ETIMEDOUT);
+        }
+        ck_assert_int_eq(mk_thread_join(tid), MK_OK);
+        ck_assert_int_eq(a.err, MK_EINVAL);
+        ck_assert_uint_eq(sim_count_objects(MK_OBJ_REPLY), 0);
+    }
+}
+END_TEST
+
 START_TEST(test_dropped_reply_cap)
 {
     /* A server that deletes a reply capability unanswered: the caller is
@@ -751,6 +784,45 @@ START_TEST(test_attached_server_killed)
 }
 END_TEST
 
+START_TEST(test_attached_fd_cache_is_per_object)
+{
+    /* An attached process maps object X, which is then freed; a new object
+     * Y lands in X's slot. The process must see Y's bytes, never X's. */
+    mk_cap_t ep, x;
+    mk_cap_t task = external_setup(&ep, &x);
+    uint32_t slot = sim_cap_object_index(x);
+    ck_assert_uint_ne(slot, 0);
+    pid_t pid = spawn_child("stale-cache");
+    mk_msg_t m;
+    mk_recv_info_t info;
+    ck_assert_int_eq(mk_recv(ep, &m, &info, 10000 * MS), MK_OK); /* it wrote AAAA and let go */
+    ck_assert_int_eq(mk_cap_delete(x), MK_OK);                   /* X is gone */
+    mk_cap_t y = MK_CAP_NULL;
+    for (int i = 0; i < 3 * 8192 && y == MK_CAP_NULL; i++) {
+        mk_cap_t c;
+        ck_assert_int_eq(mk_shm_create(4096, &c), MK_OK);
+        if (sim_cap_object_index(c) == slot)
+            y = c;
+        else
+            mk_cap_delete(c);
+    }
+    ck_assert_msg(y != MK_CAP_NULL, "slot %u was never reused", slot);
+    char *p;
+    ck_assert_int_eq(mk_shm_map(y, MK_RIGHT_READ | MK_RIGHT_WRITE, (void **)&p, NULL), MK_OK);
+    memcpy(p, "BBBB", 4);
+    m = (mk_msg_t){.label = 0, .ncaps = 1, .caps = {y}};
+    ck_assert_int_eq(mk_reply(info.reply, &m), MK_OK);
+    ck_assert_int_eq(mk_recv(ep, &m, &info, 10000 * MS), MK_OK);
+    ck_assert_int_eq(memcmp(&m.mr[0], "BBBB", 4), 0);
+    ck_assert_int_eq(mk_reply(info.reply, &m), MK_OK);
+    int ws;
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    ck_assert_int_eq(WEXITSTATUS(ws), 0);
+    ck_assert_int_eq(mk_task_wait(task, NULL, 5000 * MS), MK_OK);
+    unlink(sock_path);
+}
+END_TEST
+
 START_TEST(test_attach_refused)
 {
     snprintf(sock_path, sizeof sock_path, "/tmp/ferry-test-%d.sock", (int)getpid());
@@ -873,6 +945,7 @@ static Suite *kernel_suite(void)
     tcase_add_test(tc, test_dead_server_while_queued);
     tcase_add_test(tc, test_dead_client);
     tcase_add_test(tc, test_dropped_reply_cap);
+    tcase_add_test(tc, test_malformed_reply_ends_the_call);
     tcase_add_test(tc, test_many_clients);
     tcase_add_test(tc, test_threads_and_tasks);
     tcase_add_test(tc, test_death_notices);
@@ -884,6 +957,7 @@ static Suite *kernel_suite(void)
     tcase_add_test(ta, test_attached_client_killed);
     tcase_add_test(ta, test_attached_server_killed);
     tcase_add_test(ta, test_attach_refused);
+    tcase_add_test(ta, test_attached_fd_cache_is_per_object);
     tcase_add_test(ta, test_attached_process_death_notice);
     suite_add_tcase(s, ta);
     return s;

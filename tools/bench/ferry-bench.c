@@ -10,7 +10,7 @@
  *     beside futex wake-up (half a futex ping-pong).
  *   - Ring throughput, descriptors/s through the active and free queues of
  *     ferry/ring.h between two threads, batch 1 and batch 32, beside a pipe
- *     moving 16-byte descriptors with the same batching.
+ *     moving the same 8-byte descriptors with the same batching.
  * Each figure is the median of --reps repetitions (min in brackets).
  *
  * usage: ferry-bench [--quick] [--reps N] [--json FILE]

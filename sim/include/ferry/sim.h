@@ -23,8 +23,10 @@ extern "C" {
  * the root task "init". Call once per process before any mk_* call. */
 mk_err_t sim_init(void);
 
-/* Tear down: kills every task still alive (its peers get MK_EDEAD), waits
- * for in-process threads to leave the kernel, releases host resources. */
+/* Stop the system: kills every task but the caller's (their peers get
+ * MK_EDEAD) and waits, bounded, for in-process threads to leave the kernel.
+ * The kernel state stays mapped (threads that have not left yet may still
+ * touch it); sim_init cannot be called again in the same process. */
 void sim_shutdown(void);
 
 /* Root task: listen on a unix socket for external processes that attach as
@@ -52,6 +54,9 @@ void sim_set_log_fd(int fd);
  * of used slots in the calling task's cspace. */
 uint32_t sim_count_objects(uint32_t type);
 uint32_t sim_count_caps(void);
+/* The kernel object slot a capability of the caller refers to (0 if none):
+ * lets tests arrange for an object slot to be reused. */
+uint32_t sim_cap_object_index(mk_cap_t cap);
 
 #ifdef __cplusplus
 }

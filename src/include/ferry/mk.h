@@ -65,11 +65,11 @@ enum mk_error {
     MK_ETYPE = -3,      /* capability refers to an object of another type */
     MK_ERIGHTS = -4,    /* capability lacks a right the operation needs */
     MK_ETIMEDOUT = -5,  /* the timeout expired before the operation completed */
-    MK_EDEAD = -6,      /* the peer task died (or the object's owner did) */
+    MK_EDEAD = -6,      /* the peer task died, or the endpoint has no receiver left */
     MK_ECANCELED = -7,  /* the caller stopped waiting (timed out) before the reply */
     MK_ENOMEM = -8,     /* kernel object or memory exhausted */
     MK_ENOSPC = -9,     /* receiver's cspace is full */
-    MK_EAGAIN = -10,    /* non-blocking operation would block */
+    MK_EAGAIN = -10,    /* reserved: non-blocking calls report MK_ETIMEDOUT */
     MK_ENOENT = -11,    /* no capability with that name */
     MK_EBUSY = -12,     /* object in use (e.g. notification already bound) */
     MK_EIO = -13,       /* host-level failure in the backend */
@@ -107,7 +107,9 @@ typedef struct mk_cap_info {
 mk_err_t mk_cap_info(mk_cap_t cap, mk_cap_info_t *info);
 
 /* Derive a new capability to the same object with a subset of `cap`'s rights
- * and the given badge (badge 0 keeps the source's badge). */
+ * and the given badge (badge 0 keeps the source's badge). Only an unbadged
+ * capability can be given a badge: re-badging a badged one (which would
+ * forge another client's identity) gets MK_ERIGHTS. */
 mk_err_t mk_cap_mint(mk_cap_t cap, uint32_t rights, mk_badge_t badge, mk_cap_t *out);
 
 /* Remove a capability from the caller's cspace. The object lives on while
@@ -149,8 +151,10 @@ void mk_sleep_ns(uint64_t ns);
 /* ---- Endpoints (synchronous IPC) ------------------------------------------ */
 
 /* Create an endpoint. The caller gets a capability with all rights; minted
- * copies with MK_RIGHT_SEND and a badge are what clients receive. The task
- * that creates an endpoint is its owner: when it dies, the endpoint dies. */
+ * copies with MK_RIGHT_SEND and a badge are what clients receive. The
+ * endpoint dies when the last capability with MK_RIGHT_RECV to it goes
+ * (deleted, or its task died): then every queued and later sender gets
+ * MK_EDEAD instead of waiting for a receiver that cannot come. */
 mk_err_t mk_ep_create(mk_cap_t *out);
 
 /* What mk_recv tells the server about what arrived. */
@@ -173,7 +177,9 @@ mk_err_t mk_send(mk_cap_t ep, const mk_msg_t *msg, uint64_t timeout_ns);
 mk_err_t mk_recv(mk_cap_t ep, mk_msg_t *msg, mk_recv_info_t *info, uint64_t timeout_ns);
 
 /* Answer a call through its reply capability (consumed either way). Returns
- * MK_EDEAD if the caller died, MK_ECANCELED if it stopped waiting. */
+ * MK_EDEAD if the caller died, MK_ECANCELED if it stopped waiting. A
+ * malformed reply (bad word or capability count) returns MK_EINVAL and ends
+ * the caller's mk_call with MK_EINVAL. */
 mk_err_t mk_reply(mk_cap_t reply, const mk_msg_t *msg);
 
 /* Reply through `reply` (unless MK_CAP_NULL) with `msg`, then wait for the
@@ -238,7 +244,8 @@ mk_err_t mk_thread_join(uint32_t tid);
 mk_err_t mk_task_create(const char *name, mk_cap_t *task);
 
 /* Copy (mint) one of the caller's capabilities into `task`'s cspace under
- * `name` (may be NULL), with a subset of rights and a badge (0 keeps it). */
+ * `name` (may be NULL), with a subset of rights and a badge (0 keeps it;
+ * re-badging is refused as for mk_cap_mint). */
 mk_err_t mk_task_give(mk_cap_t task, mk_cap_t cap, uint32_t rights, mk_badge_t badge,
                       const char *name, mk_cap_t *slot_in_task);
 
@@ -247,6 +254,11 @@ mk_err_t mk_task_start(mk_cap_t task, mk_task_main_t main, int argc, char *const
 
 /* Wait for the task to exit; its exit status is stored in *status. */
 mk_err_t mk_task_wait(mk_cap_t task, int *status, uint64_t timeout_ns);
+
+/* End another task (needs its task capability): the same as if it had
+ * called mk_task_exit(status). Its threads get MK_EDEAD from every kernel
+ * call from then on. MK_EDEAD if it is already dead. */
+mk_err_t mk_task_kill(mk_cap_t task, int status);
 
 /* End the calling task: all its threads stop being served, every peer
  * waiting on it gets MK_EDEAD, its capabilities are deleted. */
