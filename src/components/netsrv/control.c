@@ -126,7 +126,7 @@ static int32_t get_mem_stats(void *ctx, const mk_recv_info_t *info, uint32_t ind
         m = lwip_stats.memp[index - 1];
     else
         return NETSRV_ENOENT;
-    copy_name(name, NETSRV_STAT_NAME_MAX + 1, m->name);
+    copy_name(name, NETSRV_STAT_NAME_MAX + 1, index == 0 ? "MEM" : m->name);
     *st = (netsrv_mem_stats_t){
         .avail = m->avail, .used = m->used, .max = m->max, .err = m->err, .illegal = m->illegal};
     return 0;
