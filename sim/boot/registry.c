@@ -5,6 +5,7 @@
 #include "boot.h"
 
 #include <demo.h>
+#include <netsrv_component.h>
 #include <nic_slirp.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@ const boot_component_t boot_components[] = {
     {"demo-ping", demo_ping_main, "foundation demo client (IPC, shared memory, notification)"},
     {"demo-pong", demo_pong_main, "foundation demo server"},
     {"nic-slirp", nic_slirp_main, "NIC driver on libslirp (user-mode network, host loopback only)"},
+    {"netsrv", netsrv_main, "network server: lwIP in one event loop, one netif per NIC session"},
     {NULL, NULL, NULL},
 };
 

@@ -61,6 +61,9 @@ static void log_ip6(struct netif *netif, s8_t idx, u8_t old_state)
     const ip6_addr_t *a = netif_ip6_addr(netif, idx);
     char buf[IP6ADDR_STRLEN_MAX];
     ip6addr_ntoa_r(a, buf, sizeof buf);
+    for (char *c = buf; *c; c++) /* lwIP writes upper case; RFC 5952 says lower */
+        if (*c >= 'A' && *c <= 'F')
+            *c = (char)(*c - 'A' + 'a');
     const char *kind = ip6_addr_islinklocal(a) ? "link-local" : "autoconfigured";
     if (ip6_addr_isvalid(st) && !ip6_addr_isvalid(old_state))
         mk_log("%s: IPv6 %s (%s) ready", name, buf, kind);
