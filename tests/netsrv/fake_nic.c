@@ -38,7 +38,7 @@ static struct {
     uint32_t held[NIC_REGION_BUFS_MAX]; /* offsets of held TX buffers */
 } drv;
 
-/* ---- nic.idl ---------------------------------------------------------------------- */
+/* ---- nic.idl ----------------------------------------------------------------------------- */
 
 static int32_t get_info(void *ctx, const mk_recv_info_t *info, nic_info_t *i)
 {
@@ -106,7 +106,7 @@ static int32_t get_stats(void *ctx, const mk_recv_info_t *info, uint32_t generat
 static const nic_ops_t ops = {
     .get_info = get_info, .open = open_session, .close = close_session, .get_stats = get_stats};
 
-/* ---- The wire ------------------------------------------------------------------------ */
+/* ---- The wire ---------------------------------------------------------------------------- */
 
 static void queue_inject(const uint8_t *f, size_t len) /* fnic.lock held */
 {
@@ -300,7 +300,7 @@ int fnic_main(int argc, char **argv)
     }
 }
 
-/* ---- Test side ------------------------------------------------------------------------- */
+/* ---- Test side --------------------------------------------------------------------------- */
 
 mk_cap_t fnic_setup(void)
 {

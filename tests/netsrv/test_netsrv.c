@@ -25,6 +25,8 @@
  *    frames are tx_drops and traffic resumes once buffers come back;
  *  - signalling: the driver never waits in vain for a signal netsrv owed it
  *    (fake_nic counts lost wake-ups);
+ *  - one thread: a call into lwIP from another thread aborts
+ *    (LWIP_ASSERT_CORE_LOCKED);
  *  - start-up errors: bad arguments end netsrv with status 2 and a message;
  *    a missing endpoint with status 1; a missing NIC capability or a
  *    refused open leaves that NIC out and netsrv runs; a second netsrv in
@@ -38,11 +40,14 @@
 #include "fake_nic.h"
 #include "wire.h"
 
+#include "lwip/timeouts.h"
+
 #include <check.h>
 #include <ferry/mk.h>
 #include <ferry/sim.h>
 #include <netsrv_client.h>
 #include <netsrv_component.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +63,7 @@ static mk_cap_t srv_task;
 static uint8_t frame[FNIC_FRAME_MAX];
 static uint8_t got[FNIC_FRAME_MAX];
 
-/* ---- Fixture ------------------------------------------------------------------------------ */
+/* ---- Fixture ----------------------------------------------------------------------------- */
 
 static void setup(void)
 {
@@ -149,8 +154,7 @@ static void check_no_lost_wakeup(void)
     ck_assert_uint_eq(lost, 0);
 }
 
-/* ---- Frame matchers ---------------------------------------------------------------------------
- */
+/* ---- Frame matchers ---------------------------------------------------------------------- */
 
 static bool is_arp_reply(const uint8_t *f, size_t len, const void *arg)
 {
@@ -207,8 +211,7 @@ static netsrv_ping_result_t ping(netsrv_addr_t dst, uint32_t count, uint32_t tim
     return r;
 }
 
-/* ---- Start-up and reporting ---------------------------------------------------------------------
- */
+/* ---- Start-up and reporting -------------------------------------------------------------- */
 
 START_TEST(test_reports)
 {
@@ -287,8 +290,7 @@ START_TEST(test_reports)
 }
 END_TEST
 
-/* ---- ARP and ICMP -------------------------------------------------------------------------------
- */
+/* ---- ARP and ICMP ------------------------------------------------------------------------ */
 
 START_TEST(test_arp)
 {
@@ -337,8 +339,7 @@ START_TEST(test_icmp_echo)
 }
 END_TEST
 
-/* ---- Ping -------------------------------------------------------------------------------------
- */
+/* ---- Ping -------------------------------------------------------------------------------- */
 
 START_TEST(test_ping_peer)
 {
@@ -474,8 +475,7 @@ START_TEST(test_no_nic)
 }
 END_TEST
 
-/* ---- Bad frames, hostile driver, TX exhaustion
- * ------------------------------------------------------ */
+/* ---- Bad frames, hostile driver, TX exhaustion ------------------------------------------- */
 
 START_TEST(test_bad_frames)
 {
@@ -599,8 +599,7 @@ START_TEST(test_tx_exhaustion)
 }
 END_TEST
 
-/* ---- IPv6
- * --------------------------------------------------------------------------------------------- */
+/* ---- IPv6 -------------------------------------------------------------------------------- */
 
 /* Wait until interface 0 has `want` in state PREFERRED (5 s). */
 static void wait_ip6(uint64_t hi, uint64_t lo)
@@ -664,8 +663,7 @@ START_TEST(test_ipv6)
 }
 END_TEST
 
-/* ---- Start-up errors
- * -------------------------------------------------------------------------------- */
+/* ---- Start-up errors --------------------------------------------------------------------- */
 
 static int run_netsrv(const char *const *args)
 {
@@ -757,8 +755,19 @@ START_TEST(test_second_instance)
 }
 END_TEST
 
-/* ---- Runner
- * --------------------------------------------------------------------------------------- */
+/* ---- The one-thread rule ----------------------------------------------------------------- */
+
+/* lwIP belongs to netsrv's loop thread: any other thread calling into it
+ * hits LWIP_ASSERT_CORE_LOCKED and the process aborts. */
+START_TEST(test_lwip_other_thread)
+{
+    netsrv_up(static_args);
+    (void)sys_timeouts_sleeptime(); /* from the test's thread: must abort */
+    ck_abort_msg("lwIP let another thread in");
+}
+END_TEST
+
+/* ---- Runner ------------------------------------------------------------------------------ */
 
 static Suite *netsrv_suite(void)
 {
@@ -782,6 +791,7 @@ static Suite *netsrv_suite(void)
     tcase_add_test(tc, test_nic_left_out);
     tcase_add_test(tc, test_open_refused);
     tcase_add_test(tc, test_second_instance);
+    tcase_add_test_raise_signal(tc, test_lwip_other_thread, SIGABRT);
     suite_add_tcase(s, tc);
     return s;
 }

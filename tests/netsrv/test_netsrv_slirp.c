@@ -30,7 +30,7 @@
 #define MS 1000000ull
 #define CALL (5000 * MS)
 
-/* ---- The probe: a client task of netsrv ------------------------------------------------ */
+/* ---- The probe: a client task of netsrv -------------------------------------------------- */
 
 static struct probe_result {
     int stage; /* how far it got */
@@ -117,7 +117,7 @@ static const boot_component_t *lookup(const char *name)
     return NULL;
 }
 
-/* ---- Tests -------------------------------------------------------------------------------- */
+/* ---- Tests ------------------------------------------------------------------------------- */
 
 START_TEST(test_shipped_config)
 {

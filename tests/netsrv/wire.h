@@ -61,7 +61,7 @@ static inline uint16_t w_fold(uint32_t acc)
     return (uint16_t)~acc;
 }
 
-/* ---- Ethernet, ARP --------------------------------------------------------------- */
+/* ---- Ethernet, ARP ----------------------------------------------------------------------- */
 
 static inline size_t w_eth(uint8_t *f, const uint8_t dst[6], const uint8_t src[6], uint16_t type)
 {
@@ -110,7 +110,7 @@ static inline bool w_parse_arp(const uint8_t *f, size_t len, w_arp_info_t *out)
     return true;
 }
 
-/* ---- IPv4 + ICMP echo --------------------------------------------------------------- */
+/* ---- IPv4 + ICMP echo -------------------------------------------------------------------- */
 
 #define W_BAD_IP_SUM 1u   /* spoil the IPv4 header checksum */
 #define W_BAD_ICMP_SUM 2u /* spoil the ICMP checksum */
@@ -192,7 +192,7 @@ static inline size_t w_icmp_reply_to(uint8_t *out, const uint8_t *req, size_t le
     return n;
 }
 
-/* ---- IPv6 + ICMPv6 ------------------------------------------------------------------- */
+/* ---- IPv6 + ICMPv6 ----------------------------------------------------------------------- */
 
 /* fe80::EUI-64 of a MAC (U/L bit flipped), as lwIP and Linux form it. */
 static inline w_ip6_t w_ip6_linklocal(const uint8_t mac[6])

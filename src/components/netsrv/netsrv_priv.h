@@ -29,7 +29,7 @@
 #include "lwip/ip_addr.h"
 #include "lwip/netif.h"
 
-/* ---- Configuration (config.c) ------------------------------------------------ */
+/* ---- Configuration (config.c) ------------------------------------------------------------ */
 
 #define NETSRV_NICS_MAX 8        /* NIC sessions; notification bit i = NIC i */
 #define NETSRV_CAPNAME_MAX 31    /* capability names (the kernel's limit) */
@@ -75,7 +75,7 @@ char *netsrv_ip4_format(uint32_t a, char buf[static NETSRV_IP4_STRLEN]);
 /* The usage line, for error messages. */
 extern const char netsrv_usage[];
 
-/* ---- NIC sessions (nic.c) ------------------------------------------------------ */
+/* ---- NIC sessions (nic.c) ---------------------------------------------------------------- */
 
 /* One NIC session and the lwIP netif on top of it. Buffer ownership (see
  * ferry/nic_region.h): every buffer belongs to netsrv; RX buffers are lent
@@ -144,7 +144,7 @@ void netsrv_nic_counters(const netsrv_nic_t *n, netsrv_counters_t *c);
 #define NETSRV_RX_BUDGET 64u /* frames per NIC per turn: IPC is never starved */
 #define NETSRV_TX_BATCH 32u  /* publish at the latest after this many frames */
 
-/* ---- Ping (ping.c) ------------------------------------------------------------------ */
+/* ---- Ping (ping.c) ----------------------------------------------------------------------- */
 
 #define NETSRV_PINGS_MAX 4 /* concurrent ping calls */
 
@@ -173,7 +173,7 @@ int32_t netsrv_ping_start(struct netsrv *s, const mk_recv_info_t *info, const ne
                           uint32_t count, uint32_t size, uint32_t interval_ms, uint32_t timeout_ms,
                           netsrv_ping_result_t *r);
 
-/* ---- Server state ------------------------------------------------------------- */
+/* ---- Server state ------------------------------------------------------------------------ */
 
 /* A service on netsrv's endpoint, chosen by the interface hash in mr[0]
  * (netsrv.idl now; the socket service joins here). */
@@ -207,7 +207,7 @@ typedef struct netsrv {
     netsrv_ping_t pings[NETSRV_PINGS_MAX];
 } netsrv_t;
 
-/* ---- The rest ---------------------------------------------------------------------- */
+/* ---- The rest ---------------------------------------------------------------------------- */
 
 /* loop.c: register a service (before the loop runs); run the loop until the
  * endpoint dies. Returns the task's exit status. */

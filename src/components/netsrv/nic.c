@@ -30,7 +30,7 @@
 #define NIC_CALL_TIMEOUT_NS 2000000000ull /* a driver must answer control calls in 2 s */
 #define NIC_MTU_MIN 576u                  /* below this IPv4 barely works */
 
-/* ---- Buffer bookkeeping ---------------------------------------------------------- */
+/* ---- Buffer bookkeeping ------------------------------------------------------------------ */
 
 static bool bit_test(const uint8_t *map, uint32_t i)
 {
@@ -63,7 +63,7 @@ static void signal_driver(netsrv_nic_t *n)
         n->counters.signals_out++;
 }
 
-/* ---- RX ------------------------------------------------------------------------------ */
+/* ---- RX ---------------------------------------------------------------------------------- */
 
 /* Give every RX buffer netsrv holds back to the driver (not published). */
 static void rx_provide(netsrv_nic_t *n)
@@ -137,7 +137,7 @@ static uint32_t rx_drain(netsrv_nic_t *n)
     return taken;
 }
 
-/* ---- TX ------------------------------------------------------------------------------ */
+/* ---- TX ---------------------------------------------------------------------------------- */
 
 /* Take back the TX buffers the driver is done with. Bounded by the number
  * of buffers, so a driver that keeps publishing cannot keep netsrv here. */
@@ -208,7 +208,7 @@ static err_t tx_output(struct netif *netif, struct pbuf *p)
     return ERR_OK;
 }
 
-/* ---- The loop's view ---------------------------------------------------------------------- */
+/* ---- The loop's view --------------------------------------------------------------------- */
 
 uint32_t netsrv_nic_poll(netsrv_nic_t *n)
 {
@@ -247,7 +247,7 @@ void netsrv_nic_counters(const netsrv_nic_t *n, netsrv_counters_t *c)
     c->ring_errors += ring_faults(n);
 }
 
-/* ---- Set-up ---------------------------------------------------------------------------------- */
+/* ---- Set-up ------------------------------------------------------------------------------ */
 
 static const char *status_str(int32_t st)
 {

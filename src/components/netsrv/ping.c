@@ -43,7 +43,7 @@ static void map_set(uint8_t *m, uint32_t i)
     m[i >> 3] = (uint8_t)(m[i >> 3] | (1u << (i & 7)));
 }
 
-/* ---- Checksums (RFC 1071), over plain bytes ------------------------------------------- */
+/* ---- Checksums (RFC 1071), over plain bytes ---------------------------------------------- */
 
 static uint32_t sum16(uint32_t acc, const uint8_t *p, size_t n)
 {
@@ -79,8 +79,7 @@ static uint16_t icmp6_sum(const ip6_addr_t *src, const ip6_addr_t *dst, const ui
     return fold(sum16(acc, msg, len));
 }
 
-/* ---- Sending ----------------------------------------------------------------------------------
- */
+/* ---- Sending ----------------------------------------------------------------------------- */
 
 static void ping_finish(netsrv_ping_t *pg)
 {
@@ -151,8 +150,7 @@ static void ping_tick(void *arg)
         sys_timeout(pg->timeout_ms, ping_expire, pg);
 }
 
-/* ---- Receiving
- * ------------------------------------------------------------------------------------- */
+/* ---- Receiving --------------------------------------------------------------------------- */
 
 /* Does the receiving netif want ICMP checksums checked? lwIP's loopback
  * netif neither generates nor checks them (NETIF_CHECKSUM_DISABLE_ALL), so
@@ -227,8 +225,7 @@ static u8_t ping_recv(void *arg, struct raw_pcb *pcb, struct pbuf *p, const ip_a
     return 1;
 }
 
-/* ---- Set-up and the IDL entry
- * ------------------------------------------------------------------------- */
+/* ---- Set-up and the IDL entry ------------------------------------------------------------ */
 
 int netsrv_ping_init(netsrv_t *s)
 {
