@@ -134,8 +134,9 @@ uint32_t netsrv_nic_poll(netsrv_nic_t *n);
  * keep) and signal the driver if it asked. */
 void netsrv_nic_flush(netsrv_nic_t *n);
 
-/* Before the loop sleeps: ask the driver for a signal on rx_active. false:
- * frames arrived meanwhile, do not sleep. */
+/* Before the loop sleeps: ask the driver for a signal on rx_active (and on
+ * tx_free while netsrv holds no TX buffer). false: something arrived
+ * meanwhile, do not sleep. */
 bool netsrv_nic_prepare_sleep(netsrv_nic_t *n);
 
 /* The counters as netsrv.idl reports them. */

@@ -229,7 +229,11 @@ void netsrv_nic_flush(netsrv_nic_t *n)
 
 bool netsrv_nic_prepare_sleep(netsrv_nic_t *n)
 {
-    return ring_cons_prepare_sleep(&n->rx_active);
+    if (!ring_cons_prepare_sleep(&n->rx_active))
+        return false;
+    /* Out of TX buffers: also ask to hear when some come back (otherwise
+     * they are reclaimed lazily, at the next turn or the next frame). */
+    return n->tx_held > 0 || ring_cons_prepare_sleep(&n->tx_free);
 }
 
 static uint64_t ring_faults(const netsrv_nic_t *n)
