@@ -103,20 +103,7 @@ void k_ep_kill(k_obj_t *o)
 
 mk_err_t mk_ep_create(mk_cap_t *out)
 {
-    if (out == NULL)
-        return MK_EINVAL;
-    mk_err_t err;
-    k_lock();
-    k_thread_t *t = k_current(&err);
-    if (t) {
-        uint32_t o = k_obj_alloc(MK_OBJ_ENDPOINT);
-        if (o == 0)
-            err = MK_ENOMEM;
-        else if ((err = k_cap_insert(k_task_of(t), MK_OBJ_ENDPOINT, MK_RIGHTS_ALL, o, 0, out)))
-            K->objs[o].type = MK_OBJ_NONE;
-    }
-    k_unlock();
-    return err;
+    return k_obj_create(MK_OBJ_ENDPOINT, out);
 }
 
 static mk_err_t send_common(mk_cap_t ep, mk_msg_t *msg, uint64_t timeout_ns, bool call)

@@ -353,6 +353,24 @@ uint32_t k_obj_alloc(uint32_t type)
     return 0;
 }
 
+mk_err_t k_obj_create(uint32_t type, mk_cap_t *out)
+{
+    if (out == NULL)
+        return MK_EINVAL;
+    mk_err_t err;
+    k_lock();
+    k_thread_t *t = k_current(&err);
+    if (t) {
+        uint32_t o = k_obj_alloc(type);
+        if (o == 0)
+            err = MK_ENOMEM;
+        else if ((err = k_cap_insert(k_task_of(t), type, MK_RIGHTS_ALL, o, 0, out)))
+            K->objs[o].type = MK_OBJ_NONE;
+    }
+    k_unlock();
+    return err;
+}
+
 void k_obj_put(uint32_t i)
 {
     k_obj_t *o = &K->objs[i];

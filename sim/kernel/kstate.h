@@ -222,6 +222,9 @@ mk_err_t k_badge_for_copy(const k_cap_t *c, uint64_t badge, uint64_t *out);
 uint32_t k_cap_free_slots(const k_task_t *task, uint32_t want);
 uint32_t k_obj_alloc(uint32_t type);
 void k_obj_put(uint32_t obj); /* drop one reference; frees the object at 0 */
+/* A new object of `type` (endpoint, notification) with an all-rights
+ * capability for the caller. Takes the lock. */
+mk_err_t k_obj_create(uint32_t type, mk_cap_t *out);
 
 /* Blocking (kernel.c): the caller set t->state, queued it and reset t->wake
  * with the lock held; k_block drops the lock and waits until woken (returns

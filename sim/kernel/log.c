@@ -3,6 +3,8 @@
  */
 #include "kstate.h"
 
+#include <ferry/logline.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,18 +18,7 @@ void sim_set_log_fd(int fd)
 
 void k_log_raw(const char *who, const char *fmt, va_list ap)
 {
-    char line[1024];
-    int n = snprintf(line, sizeof line, "[%s] ", who);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
-    while (len > 0 && line[len - 1] == '\n')
-        len--;
-    line[len++] = '\n';
-    /* One write per line: lines from concurrent tasks never interleave. */
-    ssize_t w = write(log_fd, line, len);
-    (void)w;
+    ferry_log_line(log_fd, who, fmt, ap);
 }
 
 void mk_vlog(const char *fmt, va_list ap)

@@ -20,20 +20,7 @@ static mk_err_t ntfn_get(k_thread_t *t, mk_cap_t cap, uint32_t right, k_obj_t **
 
 mk_err_t mk_ntfn_create(mk_cap_t *out)
 {
-    if (out == NULL)
-        return MK_EINVAL;
-    mk_err_t err;
-    k_lock();
-    k_thread_t *t = k_current(&err);
-    if (t) {
-        uint32_t o = k_obj_alloc(MK_OBJ_NOTIFICATION);
-        if (o == 0)
-            err = MK_ENOMEM;
-        else if ((err = k_cap_insert(k_task_of(t), MK_OBJ_NOTIFICATION, MK_RIGHTS_ALL, o, 0, out)))
-            K->objs[o].type = MK_OBJ_NONE;
-    }
-    k_unlock();
-    return err;
+    return k_obj_create(MK_OBJ_NOTIFICATION, out);
 }
 
 void k_ntfn_signal(k_obj_t *o, uint64_t bits)

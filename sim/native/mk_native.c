@@ -3,6 +3,7 @@
  * sockets (logging, time), for the native Linux build of the applications.
  * Not a kernel: no IPC, no capabilities.
  */
+#include <ferry/logline.h>
 #include <ferry/mk.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,17 +38,7 @@ void mk_sleep_ns(uint64_t ns)
 
 void mk_vlog(const char *fmt, va_list ap)
 {
-    char line[1024];
-    int n = snprintf(line, sizeof line, "[%s] ", native_name);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
-    while (len > 0 && line[len - 1] == '\n')
-        len--;
-    line[len++] = '\n';
-    ssize_t w = write(2, line, len);
-    (void)w;
+    ferry_log_line(2, native_name, fmt, ap);
 }
 
 void mk_log(const char *fmt, ...)
