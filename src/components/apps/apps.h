@@ -9,6 +9,7 @@
 
 int echo_main(int argc, char **argv);
 int httpd_main(int argc, char **argv);
+int nperf_main(int argc, char **argv);
 
 /* httpd's /stats page: a provider writes plain text into buf (at most len
  * bytes, NUL-terminated) and returns its length, or -1. Ferry builds set
