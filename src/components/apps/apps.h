@@ -1,6 +1,6 @@
 /*
- * apps.h - entry points of the demo applications (each also builds as a
- * native Linux program: sim/native/).
+ * apps.h - entry points of the demo applications (each but ping also
+ * builds as a native Linux program: sim/native/).
  */
 #ifndef FERRY_APPS_H
 #define FERRY_APPS_H
@@ -10,6 +10,8 @@
 int echo_main(int argc, char **argv);
 int httpd_main(int argc, char **argv);
 int nperf_main(int argc, char **argv);
+/* Ferry only (netsrv.idl's ping): not in the native builds. */
+int ping_main(int argc, char **argv);
 
 /* httpd's /stats page: a provider writes plain text into buf (at most len
  * bytes, NUL-terminated) and returns its length, or -1. Ferry builds set
