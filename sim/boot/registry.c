@@ -4,6 +4,7 @@
  */
 #include "boot.h"
 
+#include <apps.h>
 #include <demo.h>
 #include <netsrv_component.h>
 #include <nic_slirp.h>
@@ -14,6 +15,8 @@ const boot_component_t boot_components[] = {
     {"demo-pong", demo_pong_main, "foundation demo server"},
     {"nic-slirp", nic_slirp_main, "NIC driver on libslirp (user-mode network, host loopback only)"},
     {"netsrv", netsrv_main, "network server: lwIP in one event loop, one netif per NIC session"},
+    {"nperf", nperf_main, "throughput/latency tester, server or client (tcp/udp stream, rr, crr)"},
+    {"ping", ping_main, "ICMP/ICMPv6 echo through netsrv.idl's ping (--netsrv NAME, default netsrv)"},
     {NULL, NULL, NULL},
 };
 
