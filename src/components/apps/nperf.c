@@ -467,7 +467,7 @@ static void np_accept_all(np_server_t *s, int lfd)
 static void np_udp_serve(np_server_t *s, int fd)
 {
     for (int k = 0; k < 512; k++) {
-        struct fs_sockaddr_storage from;
+        _Alignas(8) struct fs_sockaddr_storage from;
         fs_socklen_t flen = sizeof from;
         fs_ssize_t n = fs_recvfrom(fd, s->buf, NP_BUF, FS_MSG_DONTWAIT, (struct fs_sockaddr *)&from, &flen);
         if (n < 0)
@@ -651,7 +651,9 @@ typedef struct np_client {
     uint32_t port, size, conns, count;
     uint64_t duration_ns;
     bool use_count, json;
-    struct fs_sockaddr_storage addr;
+    /* fs_sockaddr_storage is only 2-byte aligned; app_addr() writes an
+     * fs_sockaddr_in(6), which needs 4. */
+    _Alignas(8) struct fs_sockaddr_storage addr;
     fs_socklen_t alen;
 
     int ctrl;

@@ -61,7 +61,7 @@ static int ping_parse_addr(const char *text, netsrv_addr_t *a)
     host[len] = '\0';
     if (pct != NULL && app_parse_u32(pct + 1, 1, 255, &scope) != 0)
         return -1;
-    struct fs_sockaddr_storage ss;
+    _Alignas(8) struct fs_sockaddr_storage ss; /* only 2-byte aligned by itself */
     if (app_addr(host, 0, &ss) == 0)
         return -1;
     memset(a, 0, sizeof *a);
