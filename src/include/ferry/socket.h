@@ -93,9 +93,12 @@ struct fs_sockaddr_in6 {
     uint32_t sin6_scope_id;
 };
 
+/* As Linux's: 128 bytes, aligned like unsigned long, so that it can be
+ * used as any fs_sockaddr_* without misaligned accesses. */
 struct fs_sockaddr_storage {
     fs_sa_family_t ss_family;
-    char ss_pad[126];
+    char ss_pad[128 - sizeof(fs_sa_family_t) - sizeof(unsigned long)];
+    unsigned long ss_align;
 };
 
 struct fs_linger {
@@ -112,6 +115,7 @@ struct fs_pollfd {
 _Static_assert(sizeof(struct fs_sockaddr_in) == 16, "Linux layout");
 _Static_assert(sizeof(struct fs_sockaddr_in6) == 28, "Linux layout");
 _Static_assert(sizeof(struct fs_sockaddr_storage) == 128, "Linux layout");
+_Static_assert(_Alignof(struct fs_sockaddr_storage) >= _Alignof(struct fs_sockaddr_in6), "alignment");
 _Static_assert(sizeof(struct fs_pollfd) == 8, "Linux layout");
 
 /* Byte order helpers (the fs_sockaddr fields are in network order). */
