@@ -35,6 +35,8 @@ _Static_assert(sizeof(struct fs_sockaddr_in6) == sizeof(struct sockaddr_in6) &&
                offsetof(struct fs_sockaddr_in6, sin6_scope_id) == offsetof(struct sockaddr_in6, sin6_scope_id), "layout");
 _Static_assert(sizeof(struct fs_pollfd) == sizeof(struct pollfd) && sizeof(struct fs_linger) == sizeof(struct linger),
                "layout");
+_Static_assert(sizeof(struct fs_sockaddr_storage) == sizeof(struct sockaddr_storage) &&
+               _Alignof(struct fs_sockaddr_storage) == _Alignof(struct sockaddr_storage), "layout");
 _Static_assert(sizeof(fs_socklen_t) == sizeof(socklen_t) && sizeof(fs_ssize_t) == sizeof(ssize_t), "layout");
 
 int fs_session_configure(const char *cap_name, uint32_t max_sockets, uint32_t ring_size)
