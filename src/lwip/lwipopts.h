@@ -41,14 +41,23 @@ void ferry_lwip_assert_core_locked(void);
 #define MEM_ALIGNMENT 8
 #define MEM_LIBC_MALLOC 0     /* lwIP's own heap, so MEM_STATS count it */
 #define MEMP_MEM_MALLOC 0     /* static pools, so MEMP_STATS count them */
-#define MEM_SIZE (512 * 1024) /* heap for PBUF_RAM and friends */
+/* Heap for PBUF_RAM: TCP data netsrv's socket service copies out of the
+ * send rings (tcp_write with TCP_WRITE_FLAG_COPY), packets looped back to
+ * local applications, UDP datagrams. The socket service keeps 512 KiB of
+ * it free of send data and waits (per socket) when the rest is in use. */
+#define MEM_SIZE (4 * 1024 * 1024)
 
 #define MEMP_NUM_PBUF 64 /* PBUF_ROM/PBUF_REF headers */
 #define MEMP_NUM_RAW_PCB 8
-#define MEMP_NUM_UDP_PCB 32
-#define MEMP_NUM_TCP_PCB 64
-#define MEMP_NUM_TCP_PCB_LISTEN 16
-#define MEMP_NUM_TCP_SEG 512
+/* Sockets: the socket service gives each TCP/UDP socket one PCB, and
+ * applications on the same netsrv connect to each other over loopback
+ * (two PCBs per connection, plus TIME-WAIT ones, which lwIP reclaims
+ * oldest-first when the pool runs dry). 2048 + 64: a thousand local
+ * connections at once, with room. */
+#define MEMP_NUM_UDP_PCB 64
+#define MEMP_NUM_TCP_PCB (2048 + 64)
+#define MEMP_NUM_TCP_PCB_LISTEN 64
+#define MEMP_NUM_TCP_SEG 4096
 #define MEMP_NUM_REASSDATA 16
 #define MEMP_NUM_FRAG_PBUF 32
 #define MEMP_NUM_ARP_QUEUE 32

@@ -2,6 +2,7 @@
  * test_bytering.c - proves the byte ring (ferry/bytering.h): bytes come out
  * in order and intact across the wrap of the buffer and of the u32
  * indices; partial and all-or-nothing operations do what they say; a
+ * zero-copy spans stop at the end of the data area; a
  * hostile peer's impossible index is refused and counted without any access
  * outside the data area (the ring sits in an exact-size heap block, so ASan
  * would see one); two threads stream 64 MiB through a small ring with every
@@ -116,6 +117,51 @@ START_TEST(test_partial_and_all_or_nothing)
 }
 END_TEST
 
+/* bytering_cons_span: contiguous runs up to the end of the data area, then
+ * from its start; consuming them with skip hands the space back. */
+START_TEST(test_span)
+{
+    bytering_t *r = make(64, 40); /* positions 40..63, then 0.. */
+    bytering_prod_t p;
+    bytering_cons_t c;
+    bytering_prod_attach(&p, r, 64);
+    bytering_cons_attach(&c, r, 64);
+    const void *ptr;
+    uint32_t len, n;
+    ck_assert_int_eq(bytering_cons_span(&c, 0, &ptr, &len), BYTERING_OK);
+    ck_assert_uint_eq(len, 0);
+    uint8_t in[50];
+    for (int i = 0; i < 50; i++)
+        in[i] = (uint8_t)(i + 1);
+    ck_assert_int_eq(bytering_prod_write(&p, in, 50, &n), BYTERING_OK);
+    bytering_prod_publish(&p);
+    ck_assert_int_eq(bytering_cons_span(&c, 0, &ptr, &len), BYTERING_OK);
+    ck_assert_uint_eq(len, 24); /* up to the end of the data area */
+    ck_assert_ptr_eq(ptr, r->data + 40);
+    ck_assert_mem_eq(ptr, in, 24);
+    ck_assert_int_eq(bytering_cons_span(&c, 24, &ptr, &len), BYTERING_OK);
+    ck_assert_uint_eq(len, 26); /* the rest, from the start */
+    ck_assert_ptr_eq(ptr, r->data);
+    ck_assert_mem_eq(ptr, in + 24, 26);
+    ck_assert_int_eq(bytering_cons_span(&c, 10, &ptr, &len), BYTERING_OK);
+    ck_assert_uint_eq(len, 14);
+    ck_assert_int_eq(bytering_cons_span(&c, 50, &ptr, &len), BYTERING_OK);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_int_eq(bytering_cons_span(&c, 51, &ptr, &len), BYTERING_EDATA);
+    ck_assert_int_eq(bytering_cons_skip(&c, 50), BYTERING_OK);
+    bytering_cons_publish(&c);
+    uint32_t space;
+    ck_assert_int_eq(bytering_prod_space(&p, &space), BYTERING_OK);
+    ck_assert_uint_eq(space, 64);
+    /* An impossible tail: nothing to read, counted. */
+    atomic_store(&r->tail, c.head + 65);
+    ck_assert_int_eq(bytering_cons_span(&c, 0, &ptr, &len), BYTERING_EINDEX);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_uint_eq(c.errors, 1);
+    free(r);
+}
+END_TEST
+
 START_TEST(test_hostile_indices)
 {
     bytering_t *r = make(64, 1000);
@@ -222,6 +268,7 @@ static Suite *bytering_suite(void)
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_stream_across_both_wraps);
     tcase_add_test(tc, test_partial_and_all_or_nothing);
+    tcase_add_test(tc, test_span);
     tcase_add_test(tc, test_hostile_indices);
     tcase_add_test(tc, test_two_threads);
     suite_add_tcase(s, tc);

@@ -10,8 +10,9 @@
 #include "netsrv_priv.h"
 
 const char netsrv_usage[] =
-    "usage: netsrv [--ep NAME] [--hostname NAME] [--nic NAME [--ip dhcp|off|A.B.C.D/NN] "
-    "[--gw A.B.C.D] [--ip6 slaac|link-local|off] [--bufs N] [--buf-size N]]...";
+    "usage: netsrv [--ep NAME] [--hostname NAME] [--client-sockets N] [--client-memory N[K|M|G]] "
+    "[--nic NAME [--ip dhcp|off|A.B.C.D/NN] [--gw A.B.C.D] [--ip6 slaac|link-local|off] "
+    "[--bufs N] [--buf-size N]]...";
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -39,6 +40,36 @@ static int parse_uint(const char *s, uint32_t max, uint32_t *out)
             return -1;
     }
     *out = (uint32_t)v;
+    return 0;
+}
+
+/* A byte count: decimal with an optional K, M or G suffix (powers of 1024). */
+static int parse_bytes(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *c = s;
+    for (; *c >= '0' && *c <= '9'; c++) {
+        v = v * 10 + (uint64_t)(*c - '0');
+        if (v > max)
+            return -1;
+    }
+    if (c == s)
+        return -1;
+    unsigned shift = 0;
+    if (*c == 'K' || *c == 'k')
+        shift = 10;
+    else if (*c == 'M' || *c == 'm')
+        shift = 20;
+    else if (*c == 'G' || *c == 'g')
+        shift = 30;
+    if (shift != 0)
+        c++;
+    if (*c != '\0' || v > (max >> shift))
+        return -1;
+    v <<= shift;
+    if (v < min)
+        return -1;
+    *out = v;
     return 0;
 }
 
@@ -182,6 +213,8 @@ int netsrv_config_parse(netsrv_config_t *cfg, int argc, char **argv, char *err, 
     memset(cfg, 0, sizeof *cfg);
     strcpy(cfg->ep_name, "netsrv");
     strcpy(cfg->hostname, "ferry");
+    cfg->client_sockets = NETSRV_CLIENT_SOCKETS_DEFAULT;
+    cfg->client_memory = NETSRV_CLIENT_MEMORY_DEFAULT;
     netsrv_nic_config_t *nic = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -190,7 +223,8 @@ int netsrv_config_parse(netsrv_config_t *cfg, int argc, char **argv, char *err, 
                        strcmp(opt, "--ip6") == 0 || strcmp(opt, "--bufs") == 0 ||
                        strcmp(opt, "--buf-size") == 0;
         if (!per_nic && strcmp(opt, "--nic") != 0 && strcmp(opt, "--ep") != 0 &&
-            strcmp(opt, "--hostname") != 0)
+            strcmp(opt, "--hostname") != 0 && strcmp(opt, "--client-sockets") != 0 &&
+            strcmp(opt, "--client-memory") != 0)
             return fail(err, errlen, "unknown argument '%s'", opt);
         const char *v = value_of(argc, argv, &i, err, errlen);
         if (v == NULL)
@@ -203,6 +237,17 @@ int netsrv_config_parse(netsrv_config_t *cfg, int argc, char **argv, char *err, 
             if (check_name("--hostname", v, NETSRV_HOSTNAME_MAX, err, errlen) != 0)
                 return -1;
             strcpy(cfg->hostname, v);
+        } else if (strcmp(opt, "--client-sockets") == 0) {
+            if (parse_uint(v, NETSRV_CLIENT_SOCKETS_DEFAULT, &cfg->client_sockets) != 0 ||
+                cfg->client_sockets == 0)
+                return fail(err, errlen, "--client-sockets '%s': expected a number from 1 to %u",
+                            v, NETSRV_CLIENT_SOCKETS_DEFAULT);
+        } else if (strcmp(opt, "--client-memory") == 0) {
+            if (parse_bytes(v, NETSRV_CLIENT_MEMORY_MIN, NETSRV_CLIENT_MEMORY_MAX,
+                            &cfg->client_memory) != 0)
+                return fail(err, errlen,
+                            "--client-memory '%s': expected bytes (N, NK, NM or NG) from 64K to 64G",
+                            v);
         } else if (strcmp(opt, "--nic") == 0) {
             if (nic != NULL && check_nic(nic, err, errlen) != 0)
                 return -1;

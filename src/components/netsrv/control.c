@@ -184,6 +184,30 @@ static int32_t ping(void *ctx, const mk_recv_info_t *info, const netsrv_addr_t *
     return netsrv_ping_start(ctx, info, dst, count, size, interval_ms, timeout_ms, r);
 }
 
+static int32_t get_client_count(void *ctx, const mk_recv_info_t *info, uint32_t *count)
+{
+    (void)ctx;
+    (void)info;
+    *count = netsrv_sock_client_count();
+    return 0;
+}
+
+static int32_t get_client_stats(void *ctx, const mk_recv_info_t *info, uint32_t index,
+                                uint64_t *badge, netsrv_client_stats_t *st)
+{
+    (void)ctx;
+    (void)info;
+    return netsrv_sock_client_at(index, badge, st) ? 0 : NETSRV_ENOENT;
+}
+
+static int32_t get_sock_stats(void *ctx, const mk_recv_info_t *info, netsrv_sock_stats_t *st)
+{
+    (void)ctx;
+    (void)info;
+    netsrv_sock_totals(st);
+    return 0;
+}
+
 static const netsrv_ops_t ops = {
     .get_netif_count = get_netif_count,
     .get_netif = get_netif,
@@ -192,6 +216,9 @@ static const netsrv_ops_t ops = {
     .get_proto_stats = get_proto_stats,
     .get_loop_stats = get_loop_stats,
     .ping = ping,
+    .get_client_count = get_client_count,
+    .get_client_stats = get_client_stats,
+    .get_sock_stats = get_sock_stats,
 };
 
 mk_cap_t netsrv_control_dispatch(void *ctx, const mk_recv_info_t *info, mk_msg_t *msg)

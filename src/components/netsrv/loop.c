@@ -2,21 +2,25 @@
  * loop.c - netsrv's event loop: one thread, one blocking call.
  *
  *   for (;;) {
- *       work():  note which NICs signalled
+ *       work():  note which NICs signalled; death notices (socket clients)
  *                per NIC: tx_reclaim, rx_drain (at most NETSRV_RX_BUDGET frames)
+ *                socket doorbells: RX credit and refill, TX rings -> lwIP
  *                netif_poll_all()        packets lwIP looped back to itself
  *                sys_check_timeouts()    lwIP's timers (TCP, ARP, DHCP, ND6, ping)
+ *                signal socket clients with new ready bits (if they asked)
  *                per NIC: flush TX (one publish, at most one signal)
  *                -> how long the thread may sleep:
- *                   0        more RX waiting, looped packets queued, or a NIC's
- *                            rx_active filled while re-arming its signal
+ *                   0        more RX waiting, looped packets queued, a NIC's
+ *                            rx_active filled while re-arming its signal, or a
+ *                            socket doorbell rang while re-arming
+ *                            (sock_prepare_sleep)
  *                   else     time to lwIP's next timer (sys_timeouts_sleeptime),
  *                            or for ever if there is none
  *       mk_reply_recv(ep, reply, timeout)   answer the last request, then wait for
  *                the next request, a NIC signal (the notification bound to this
  *                thread) or the timeout
- *       request -> dispatch by interface hash (netsrv.idl; later the socket
- *                service) -> the reply goes out with the next mk_reply_recv;
+ *       request -> dispatch by interface hash (netsrv.idl, sock.idl) -> the
+ *                reply goes out with the next mk_reply_recv;
  *                deferred methods keep their reply capability instead
  *   }
  *
@@ -54,7 +58,7 @@ static mk_cap_t serve(netsrv_t *s, const mk_recv_info_t *info, mk_msg_t *msg)
 
 static void account_signals(netsrv_t *s)
 {
-    mk_word_t bits = s->pending;
+    mk_word_t bits = netsrv_sock_signals(s, s->pending);
     s->pending = 0;
     for (unsigned i = 0; i < s->nnics; i++)
         if (bits & ((mk_word_t)1 << i)) {
@@ -87,8 +91,10 @@ static uint64_t work(netsrv_t *s)
             s->loop.max_rx_batch = taken;
         busy |= taken == NETSRV_RX_BUDGET;
     }
+    busy |= netsrv_sock_work(s);
     netif_poll_all();
     sys_check_timeouts();
+    netsrv_sock_flush(s);
     for (unsigned i = 0; i < s->nnics; i++)
         netsrv_nic_flush(s->nics[i]);
     if (busy || loopback_pending())
@@ -96,6 +102,8 @@ static uint64_t work(netsrv_t *s)
     for (unsigned i = 0; i < s->nnics; i++)
         if (!netsrv_nic_prepare_sleep(s->nics[i]))
             return MK_NOWAIT;
+    if (!netsrv_sock_prepare_sleep(s))
+        return MK_NOWAIT;
     u32_t ms = sys_timeouts_sleeptime();
     return ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE ? MK_FOREVER : (uint64_t)ms * 1000000u;
 }

@@ -82,7 +82,10 @@ int netsrv_main(int argc, char **argv)
             mk_log("%s: left out", s->cfg.nics[i].name);
     }
     netsrv_service_add(s, NETSRV_HASH, netsrv_control_dispatch, s);
-    mk_log("serving netsrv.idl on '%s': %u of %u NICs open, loopback 127.0.0.1 and ::1",
+    if (netsrv_sock_init(s) != 0)
+        return 1;
+    mk_log("serving netsrv.idl and sock.idl on '%s': %u of %u NICs open, loopback 127.0.0.1 and "
+           "::1",
            s->cfg.ep_name, s->nnics, s->cfg.nnics);
     return netsrv_loop_run(s);
 }

@@ -12,6 +12,8 @@
  *   events.c   log lines for link, DHCP and IPv6 address events
  *   control.c  netsrv.idl handlers
  *   ping.c     ICMP/ICMPv6 echo for netsrv.idl's ping
+ *   sock.c     the socket service (sock.idl): sessions, requests, doorbells, death
+ *   sock_tcp.c / sock_udp.c   its TCP and UDP sockets (private header sock_priv.h)
  */
 #ifndef FERRY_NETSRV_PRIV_H
 #define FERRY_NETSRV_PRIV_H
@@ -57,9 +59,16 @@ typedef struct netsrv_nic_config {
     uint32_t nbufs, buf_size; /* region geometry (nic_layout rules) */
 } netsrv_nic_config_t;
 
+#define NETSRV_CLIENT_SOCKETS_DEFAULT 4096u              /* per client, all its sessions */
+#define NETSRV_CLIENT_MEMORY_DEFAULT (256ull << 20)      /* bytes per client */
+#define NETSRV_CLIENT_MEMORY_MIN (64ull << 10)           /* smallest --client-memory */
+#define NETSRV_CLIENT_MEMORY_MAX (64ull << 30)           /* largest --client-memory */
+
 typedef struct netsrv_config {
     char ep_name[NETSRV_CAPNAME_MAX + 1];
     char hostname[NETSRV_HOSTNAME_MAX + 1];
+    uint32_t client_sockets; /* socket service: sockets per client (EMFILE beyond) */
+    uint64_t client_memory;  /* socket service: bytes per client (ENOBUFS beyond) */
     unsigned nnics;
     netsrv_nic_config_t nics[NETSRV_NICS_MAX];
 } netsrv_config_t;
@@ -207,6 +216,25 @@ typedef struct netsrv {
     uint16_t ping_id_base;
     netsrv_ping_t pings[NETSRV_PINGS_MAX];
 } netsrv_t;
+
+/* ---- The socket service (sock.c, sock_tcp.c, sock_udp.c) --------------------------------- */
+
+/* Register sock.idl on the endpoint and death notices. 0, or -1. */
+int netsrv_sock_init(netsrv_t *s);
+/* Notification bits of the socket service (death notices, doorbell
+ * signals) are handled and removed; returns the rest. */
+mk_word_t netsrv_sock_signals(netsrv_t *s, mk_word_t bits);
+/* Doorbells and retries; true if work is left for the next turn. */
+bool netsrv_sock_work(netsrv_t *s);
+/* Signal the clients that have new ready bits (if they asked). */
+void netsrv_sock_flush(netsrv_t *s);
+/* Before sleeping: ask every client for a doorbell signal. false: a
+ * doorbell rang meanwhile, do not sleep. */
+bool netsrv_sock_prepare_sleep(netsrv_t *s);
+/* netsrv.idl's view of the socket service's clients and totals. */
+uint32_t netsrv_sock_client_count(void);
+bool netsrv_sock_client_at(uint32_t index, mk_badge_t *badge, netsrv_client_stats_t *st);
+void netsrv_sock_totals(netsrv_sock_stats_t *st);
 
 /* ---- The rest ---------------------------------------------------------------------------- */
 

@@ -119,6 +119,13 @@ bytering_err_t bytering_cons_read(bytering_cons_t *c, void *buf, uint32_t len, u
 /* Copy len bytes starting `off` bytes past the head without consuming, all
  * or nothing (BYTERING_EDATA): to look at a record header first. */
 bytering_err_t bytering_cons_peek(bytering_cons_t *c, uint32_t off, void *buf, uint32_t len);
+/* Zero-copy read: the contiguous run of ready bytes that starts `off`
+ * bytes past the head and ends at the earlier of the tail and the end of
+ * the data area. *ptr points into the shared data area and *len (0 if no
+ * byte is ready there) says how far; the bytes stay the consumer's until
+ * consumed (bytering_cons_skip + publish), so the producer cannot overwrite
+ * them meanwhile. BYTERING_EDATA if off is past the ready bytes. */
+bytering_err_t bytering_cons_span(bytering_cons_t *c, uint32_t off, const void **ptr, uint32_t *len);
 /* Consume n bytes without copying them, all or nothing. */
 bytering_err_t bytering_cons_skip(bytering_cons_t *c, uint32_t n);
 void bytering_cons_publish(bytering_cons_t *c);

@@ -55,6 +55,33 @@
 #define SOCK_EV_HUP 0x010u   /* both directions closed */
 #define SOCK_EV_RDHUP 0x2000u /* the peer closed its sending side */
 
+/* A datagram in a UDP socket's byte ring (either direction): this header,
+ * then `len` payload bytes, then zero padding to a multiple of
+ * SOCK_DGRAM_ALIGN. A producer publishes a record whole (header, payload
+ * and padding in one publish), so a consumer never sees part of one.
+ * TX (client -> netsrv): family 0 = the connected peer; otherwise the
+ * destination. RX: the source. `port` in host order; IPv4 addresses in
+ * addr[0..3], IPv6 in addr[0..15], network byte order; a dual-stack IPv6
+ * socket sees IPv4 peers as ::ffff:a.b.c.d. */
+typedef struct sock_dgram_hdr {
+    uint16_t len;    /* payload bytes */
+    uint16_t family; /* 0, 2 (AF_INET) or 10 (AF_INET6) */
+    uint16_t port;
+    uint16_t pad;
+    uint8_t addr[16];
+} sock_dgram_hdr_t;
+
+#define SOCK_DGRAM_ALIGN 8u
+
+_Static_assert(sizeof(sock_dgram_hdr_t) == 24, "sock_dgram_hdr_t layout");
+
+/* Bytes a datagram of `len` payload bytes takes in a ring. */
+static inline uint32_t sock_dgram_size(uint32_t len)
+{
+    return (uint32_t)((sizeof(sock_dgram_hdr_t) + len + SOCK_DGRAM_ALIGN - 1) &
+                      ~(size_t)(SOCK_DGRAM_ALIGN - 1));
+}
+
 typedef struct sock_region_hdr {
     uint32_t magic;
     uint32_t version;

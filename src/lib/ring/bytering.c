@@ -153,6 +153,22 @@ bytering_err_t bytering_cons_peek(bytering_cons_t *c, uint32_t off, void *buf, u
     return BYTERING_OK;
 }
 
+bytering_err_t bytering_cons_span(bytering_cons_t *c, uint32_t off, const void **ptr, uint32_t *len)
+{
+    uint32_t avail;
+    *len = 0;
+    bytering_err_t err = bytering_cons_avail(c, &avail);
+    if (err)
+        return err;
+    if (off > avail)
+        return BYTERING_EDATA;
+    uint32_t pos = (c->head + off) & (c->size - 1);
+    uint32_t run = c->size - pos;
+    *ptr = c->r->data + pos;
+    *len = avail - off < run ? avail - off : run;
+    return BYTERING_OK;
+}
+
 bytering_err_t bytering_cons_skip(bytering_cons_t *c, uint32_t n)
 {
     uint32_t avail;
