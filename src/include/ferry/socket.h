@@ -9,8 +9,9 @@
  * through one notification (docs/design/socket-session.md).
  *
  * Errors: -1 and errno, with the local C library's E* values.
- * Thread safety: the library keeps one session per task and is not
- * thread-safe yet: use it from one thread at a time.
+ * Threads: on Ferry each thread that calls the library gets its own session
+ * (opened on its first call) and its own sockets; a socket must be used by
+ * the thread that made it. One thread per socket, as in most servers here.
  */
 #ifndef FERRY_SOCKET_H
 #define FERRY_SOCKET_H
@@ -134,10 +135,12 @@ static inline uint32_t fs_ntohl(uint32_t v) { return fs_htonl(v); }
 
 /* ---- Calls --------------------------------------------------------------------- */
 
-/* Ferry only (optional, before the first call): the name of the socket
- * service capability (default "sockets"), the session's socket limit
- * (default 64) and the bytes of each socket's ring per direction (a power
- * of two, default 65536). */
+/* Ferry only (optional, before the calling thread's first socket call):
+ * the name of the capability to netsrv's endpoint (default "netsrv"), the
+ * session's socket limit (default 64) and the bytes of each socket's ring
+ * per direction (a power of two, 64 .. 2^30, default 65536). The ring size
+ * bounds SO_RCVBUF/SO_SNDBUF and the largest UDP datagram (ring size - 24).
+ * The native backend ignores it. */
 int fs_session_configure(const char *cap_name, uint32_t max_sockets, uint32_t ring_size);
 
 int fs_socket(int domain, int type, int protocol);
