@@ -7,8 +7,10 @@
  * usage:
  *   nperf server [--port N] [--max-clients N] [--quiet]
  *   nperf client --host ADDR --test T [--port N] [--duration S | --count N]
- *                [--size BYTES] [--conns N] [--json]
+ *                [--size BYTES] [--conns N] [--wait-ms MS] [--json]
  * Default port 5301, default --duration 10 (seconds, fractions allowed).
+ * --wait-ms: keep retrying a refused control connection that long (a
+ * client booted beside its server may start before the server listens).
  * A bad command line exits 2; a failed test exits 1.
  *
  * Tests (the client drives, the server serves any number of them at once):
@@ -648,7 +650,7 @@ typedef struct np_flow {
 typedef struct np_client {
     const char *host;
     int test;
-    uint32_t port, size, conns, count;
+    uint32_t port, size, conns, count, wait_ms;
     uint64_t duration_ns;
     bool use_count, json;
     /* fs_sockaddr_storage is only 2-byte aligned; app_addr() writes an
@@ -750,7 +752,12 @@ static int np_ctrl_line(np_client_t *c, char *line)
 
 static int np_ctrl_open(np_client_t *c)
 {
+    uint64_t give_up = mk_time_ns() + (uint64_t)c->wait_ms * 1000000ull;
     c->ctrl = np_connect_wait(c);
+    while (c->ctrl < 0 && errno == ECONNREFUSED && mk_time_ns() < give_up) {
+        mk_sleep_ns(50000000ull); /* the server may not listen yet */
+        c->ctrl = np_connect_wait(c);
+    }
     if (c->ctrl < 0) {
         mk_log("cannot connect to %s port %u: %s", c->host, (unsigned)c->port, strerror(errno));
         return -1;
@@ -1334,7 +1341,7 @@ static int np_usage(const char *why, const char *what)
     mk_log("%s%s%s", why, what ? ": " : "", what ? what : "");
     mk_log("usage: nperf server [--port N] [--max-clients N] [--quiet]");
     mk_log("       nperf client --host ADDR --test T [--port N] [--duration S | --count N] [--size BYTES]"
-           " [--conns N] [--json]");
+           " [--conns N] [--wait-ms MS] [--json]");
     mk_log("tests: tcp-stream udp-stream tcp-rr udp-rr tcp-crr");
     return 2;
 }
@@ -1421,6 +1428,9 @@ static int np_client_main(int argc, char **argv)
         } else if (strcmp(a, "--conns") == 0) {
             if (app_parse_u32(v, 1, NP_CONNS_MAX, &c.conns))
                 return np_usage("bad --conns (1 .. 256)", v);
+        } else if (strcmp(a, "--wait-ms") == 0) {
+            if (app_parse_u32(v, 0, 600000, &c.wait_ms))
+                return np_usage("bad --wait-ms (0 .. 600000)", v);
         } else {
             return np_usage("unknown client argument", a);
         }
