@@ -14,6 +14,10 @@
  *  - When both applications stop reading, both windows close and the
  *    connection goes quiet instead of ACK-storming (an lwIP 2.1.3 bug, fixed
  *    by a patch in subprojects/packagefiles/), and recovers once they read.
+ *  - A delayed ACK due while Nagle holds data back is sent (another lwIP
+ *    2.1.3 bug, fixed by a patch in subprojects/packagefiles/), so two ends
+ *    that both owe an ACK and both hold a small segment do not sit until a
+ *    retransmission timeout.
  *  - The port's sys_now() (mk_time_ns() in ms) drives lwIP's timers: the
  *    active closer stays in TIME_WAIT until 2 * TCP_MSL of clock time passed,
  *    then is freed.
@@ -508,6 +512,76 @@ START_TEST(tcp_both_windows_closed)
 }
 END_TEST
 
+/* Queue n bytes of s's pattern (continuing its stream) and try to send. */
+static void side_write(side_t *s, size_t n)
+{
+    uint8_t buf[64];
+    ck_assert_uint_le(n, sizeof buf);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = pattern(s->tx_seed, s->tx_queued + i);
+    ck_assert_int_eq(tcp_write(s->pcb, buf, (u16_t)n, TCP_WRITE_FLAG_COPY), ERR_OK);
+    s->tx_queued += n;
+    s->tx_total = s->tx_queued;
+    ck_assert_int_eq(tcp_output(s->pcb), ERR_OK);
+}
+
+/* A delayed ACK is due on both ends while both have a small segment held
+ * back by Nagle's algorithm (each waits for the ACK of its own earlier
+ * segment). lwIP 2.1.3's tcp_output() then sent neither the data nor the
+ * ACK, and tcp_fasttmr() cleared the ACK flags afterwards: both ends sat
+ * until a retransmission timeout. With
+ * subprojects/packagefiles/lwip-2.1.3-tcp-ack-held-by-nagle.diff one run
+ * of the fast timer sends both ACKs, and the held segments follow. */
+START_TEST(tcp_delayed_ack_with_nagle_held_data)
+{
+    ip_addr_t addr;
+    conn_t c;
+
+    ck_assert(ipaddr_aton("127.0.0.1", &addr));
+    conn_init(&c, &addr, IPADDR_TYPE_V4);
+    c.client.tx_total = c.server.tx_total = 0; /* this test writes by hand */
+    c.client.rx_total = c.server.rx_total = 20;
+    conn_open(&c, 7004);
+    side_t *sides[2] = {&c.client, &c.server};
+
+    /* 1. Both send 10 bytes before either receives: neither segment
+     * acknowledges anything new; each end then owes a delayed ACK. */
+    for (int k = 0; k < 2; k++)
+        side_write(sides[k], 10);
+    netif_poll_all();
+    for (int k = 0; k < 2; k++) {
+        ck_assert_uint_eq(sides[k]->rx_bytes, 10);
+        ck_assert_ptr_nonnull(sides[k]->pcb->unacked);
+        ck_assert(tcp_is_flag_set(sides[k]->pcb, TF_ACK_DELAY));
+    }
+    /* 2. 10 more bytes each: Nagle holds them (a small segment while data
+     * is unacknowledged). */
+    for (int k = 0; k < 2; k++) {
+        side_write(sides[k], 10);
+        ck_assert_ptr_nonnull(sides[k]->pcb->unsent);
+    }
+    netif_poll_all();
+    ck_assert_uint_eq(c.client.rx_bytes + c.server.rx_bytes, 20);
+    /* 3. One run of the fast timer, no time passing otherwise: the ACKs go
+     * out, and the held data after them. */
+    tcp_fasttmr();
+    netif_poll_all();
+    for (int k = 0; k < 2; k++) {
+        ck_assert_msg(sides[k]->rx_bytes == 20, "%s received %zu of 20 bytes", sides[k]->name,
+                      sides[k]->rx_bytes);
+        ck_assert_uint_eq(sides[k]->rx_bad, 0);
+    }
+
+    side_close(&c.client);
+    side_close(&c.server);
+    for (int steps = 0; steps < (int)MAX_STEPS_TIME_WAIT + 200 && tcp_pcbs_in_use() != 0; steps++)
+        poll_step();
+    ck_assert_uint_eq(tcp_pcbs_in_use(), 0);
+    ck_assert_int_eq(c.client.errors + c.server.errors, 0);
+    check_no_leaks();
+}
+END_TEST
+
 /* The loopback netif is there and up with both addresses. */
 START_TEST(loopif_is_up)
 {
@@ -537,6 +611,7 @@ Suite *lwip_loopback_suite(void)
     tcase_add_test(tc, tcp_over_ipv4_loopback);
     tcase_add_test(tc, tcp_over_ipv6_loopback);
     tcase_add_test(tc, tcp_both_windows_closed);
+    tcase_add_test(tc, tcp_delayed_ack_with_nagle_held_data);
     suite_add_tcase(s, tc);
     return s;
 }
