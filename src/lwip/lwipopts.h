@@ -43,8 +43,9 @@ void ferry_lwip_assert_core_locked(void);
 #define MEMP_MEM_MALLOC 0     /* static pools, so MEMP_STATS count them */
 /* Heap for PBUF_RAM: TCP data netsrv's socket service copies out of the
  * send rings (tcp_write with TCP_WRITE_FLAG_COPY), packets looped back to
- * local applications, UDP datagrams. The socket service keeps 512 KiB of
- * it free of send data and waits (per socket) when the rest is in use. */
+ * local applications (a second copy of each), UDP datagrams. The socket
+ * service lets send data take at most half of it and makes a socket wait
+ * (the starved list) when that half is in use. */
 #define MEM_SIZE (4 * 1024 * 1024)
 
 #define MEMP_NUM_PBUF 64 /* PBUF_ROM/PBUF_REF headers */
@@ -83,7 +84,12 @@ void ferry_lwip_assert_core_locked(void);
  * delivered by netif_poll()/netif_poll_all() from the event loop. */
 #define LWIP_HAVE_LOOPIF 1
 #define LWIP_NETIF_LOOPBACK 1
-#define LWIP_LOOPBACK_MAX_PBUFS 128 /* bound the queue of looped packets */
+/* Bound the queue of looped packets. Local applications (the socket
+ * service) can have a thousand connections: one timer run sends a delayed
+ * ACK on each, all into this queue at once, and a packet over the limit is
+ * dropped (TCP recovers only by retransmission, seconds later). The copies
+ * live in the heap (MEM_SIZE), which bounds the memory anyway. */
+#define LWIP_LOOPBACK_MAX_PBUFS 4096
 
 /* ---- IPv4 ------------------------------------------------------------------ */
 

@@ -71,12 +71,30 @@ job_t *spawn(int i, const char *name, mk_badge_t badge, job_fn_t fn)
 }
 
 /* Wait for a job to end (bounded) and check that it succeeded. */
+/* Every job's state, for failure messages. */
+static const char *jobs_state(void)
+{
+    static char buf[1024];
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < JOBS_MAX && at < sizeof buf - 1; i++)
+        if (jobs[i].name != NULL) {
+            int n = snprintf(buf + at, sizeof buf - at, " [%s: stage %d%s%s]", jobs[i].name,
+                             atomic_load(&jobs[i].stage), atomic_load(&jobs[i].done) ? ", done " : "",
+                             jobs[i].why);
+            if (n < 0)
+                break;
+            at += (size_t)n;
+        }
+    return buf;
+}
+
 void join(job_t *j, uint64_t timeout_ns)
 {
     int st = -100;
     mk_err_t e = mk_task_wait(j->task, &st, timeout_ns);
-    ck_assert_msg(e == MK_OK, "job %s did not end in time (stage %d)", j->name,
-                  atomic_load(&j->stage));
+    ck_assert_msg(e == MK_OK, "job %s did not end in time (stage %d):%s", j->name,
+                  atomic_load(&j->stage), jobs_state());
     ck_assert_msg(st == 0, "job %s failed (status %d): %s", j->name, st, j->why);
 }
 
@@ -86,17 +104,29 @@ void wait_stage(job_t *j, int stage, uint64_t timeout_ns)
     uint64_t end = mk_time_ns() + timeout_ns;
     while (atomic_load(&j->stage) < stage && !atomic_load(&j->done) && mk_time_ns() < end)
         mk_sleep_ns(1 * MS);
-    ck_assert_msg(atomic_load(&j->stage) >= stage, "job %s stuck at stage %d (want %d): %s",
-                  j->name, atomic_load(&j->stage), stage, j->why);
+    ck_assert_msg(atomic_load(&j->stage) >= stage, "job %s stuck at stage %d (want %d):%s",
+                  j->name, atomic_load(&j->stage), stage, jobs_state());
 }
 
-/* Inside a job: wait until another job reached `stage` (bounded). */
 bool job_wait_stage(job_t *other, int stage, uint64_t timeout_ns)
 {
     uint64_t end = mk_time_ns() + timeout_ns;
     while (atomic_load(&other->stage) < stage && mk_time_ns() < end)
         mk_sleep_ns(1 * MS);
     return atomic_load(&other->stage) >= stage;
+}
+
+void job_hold(job_t *j)
+{
+    uint64_t end = mk_time_ns() + 10000 * MS;
+    while (!atomic_load(&j->release) && mk_time_ns() < end)
+        mk_sleep_ns(1 * MS);
+}
+
+bool job_stats(job_t *j)
+{
+    mk_cap_t ep;
+    return mk_cap_lookup("netsrv", &ep) == MK_OK && sock_stats(ep, CALL, &j->st) == 0;
 }
 
 /* ---- Addresses ------------------------------------------------------------------------------ */

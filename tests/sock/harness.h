@@ -18,6 +18,7 @@
 #include <ferry/socket.h>
 #include <netsrv_client.h>
 #include <netsrv_component.h>
+#include <sock_client.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,8 +42,10 @@ struct job {
     _Atomic int stage; /* job <-> test hand-shakes */
     _Atomic int port;  /* a port the job listens on */
     _Atomic int done;
+    _Atomic int release; /* set by the test: job_hold() returns */
     int status;
-    uint64_t bytes; /* what it moved (checked) */
+    uint64_t bytes;         /* what it moved (checked) */
+    sock_client_stats_t st; /* its counters, as sock.idl's stats gave them (job_stats) */
     char why[256];
 };
 
@@ -78,6 +81,11 @@ job_t *spawn(int i, const char *name, mk_badge_t badge, job_fn_t fn);
 void join(job_t *j, uint64_t timeout_ns);
 void wait_stage(job_t *j, int stage, uint64_t timeout_ns);
 bool job_wait_stage(job_t *other, int stage, uint64_t timeout_ns);
+/* Inside a job: stay alive (its sockets and session too) until the test
+ * sets j->release (at most 10 s). */
+void job_hold(job_t *j);
+/* Inside a job: its own counters (sock.idl stats) into j->st. */
+bool job_stats(job_t *j);
 fs_socklen_t loop_addr(bool v6, uint16_t port, addr_t *a);
 fs_socklen_t any_addr(bool v6, uint16_t port, addr_t *a);
 uint16_t addr_port(const addr_t *a);

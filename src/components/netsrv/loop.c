@@ -80,6 +80,16 @@ static bool loopback_pending(void)
     return false;
 }
 
+void netsrv_loop_relieve(void)
+{
+    struct netif *netif;
+    NETIF_FOREACH(netif)
+    {
+        if (netif->loop_cnt_current >= LWIP_LOOPBACK_MAX_PBUFS / 4)
+            netif_poll(netif);
+    }
+}
+
 /* Everything that is due; returns how long the loop may then sleep. */
 static uint64_t work(netsrv_t *s)
 {

@@ -242,6 +242,11 @@ void netsrv_sock_totals(netsrv_sock_stats_t *st);
  * endpoint dies. Returns the task's exit status. */
 int netsrv_service_add(netsrv_t *s, uint64_t hash, netsrv_dispatch_fn_t dispatch, void *ctx);
 int netsrv_loop_run(netsrv_t *s);
+/* Deliver looped-back packets now if lwIP's loopback queue of a netif is
+ * filling up (a quarter of LWIP_LOOPBACK_MAX_PBUFS): beyond the limit lwIP
+ * drops them and TCP has to retransmit. For work that sends a lot in one
+ * turn (the socket service's doorbells). */
+void netsrv_loop_relieve(void);
 
 /* events.c */
 void netsrv_events_init(void);

@@ -211,9 +211,15 @@ static void unstarve(nsock_t *ns)
 {
     if (!ns->starved)
         return;
-    for (nsock_t **p = &nsock.starved; *p != NULL; p = &(*p)->starved_next)
-        if (*p == ns) {
-            *p = ns->starved_next;
+    nsock_t *prev = NULL;
+    for (nsock_t *p = nsock.starved; p != NULL; prev = p, p = p->starved_next)
+        if (p == ns) {
+            if (prev != NULL)
+                prev->starved_next = ns->starved_next;
+            else
+                nsock.starved = ns->starved_next;
+            if (nsock.starved_tail == ns)
+                nsock.starved_tail = prev;
             break;
         }
     ns->starved = false;
@@ -245,8 +251,19 @@ void nsock_starve(nsock_t *ns)
     if (ns->starved)
         return;
     ns->starved = true;
-    ns->starved_next = nsock.starved;
-    nsock.starved = ns;
+    ns->starved_next = NULL;
+    if (nsock.starve_front) { /* a retry that found no memory either */
+        ns->starved_next = nsock.starved;
+        nsock.starved = ns;
+        if (nsock.starved_tail == NULL)
+            nsock.starved_tail = ns;
+        return;
+    }
+    if (nsock.starved_tail != NULL)
+        nsock.starved_tail->starved_next = ns;
+    else
+        nsock.starved = ns;
+    nsock.starved_tail = ns;
     nsock.st.tx_starved++;
 }
 
@@ -511,7 +528,7 @@ static void session_abort_all(nsock_session_t *se, bool count)
         if (count)
             nsock.st.sockets_reaped++;
         if (ns->udp)
-            nsock_udp_close(ns);
+            nsock_udp_close(ns, false);
         else
             nsock_tcp_abort(ns);
     }
@@ -548,7 +565,7 @@ static int32_t h_session_close(void *ctx, const mk_recv_info_t *info, uint32_t s
             continue;
         ns->linger_on = ns->linger_on && ns->linger_s == 0; /* nobody waits for a linger */
         if (ns->udp)
-            nsock_udp_close(ns);
+            nsock_udp_close(ns, true);
         else
             nsock_tcp_close(ns, NULL);
     }
@@ -687,7 +704,7 @@ static int32_t h_close(void *ctx, const mk_recv_info_t *info, uint32_t session, 
     if (st != 0)
         return st;
     if (ns->udp) {
-        nsock_udp_close(ns);
+        nsock_udp_close(ns, true);
         return 0;
     }
     return nsock_tcp_close(ns, info);
@@ -984,8 +1001,10 @@ static void session_doorbells(nsock_session_t *se)
                 se->client->st.failures++;
                 continue;
             }
-            if (se->socks[i].state != NS_FREE)
+            if (se->socks[i].state != NS_FREE) {
                 doorbell(&se->socks[i]);
+                netsrv_loop_relieve();
+            }
         }
     }
 }
@@ -1007,18 +1026,25 @@ bool netsrv_sock_work(netsrv_t *s)
         nsock.later = ns->later_next;
         ns->later = false;
         doorbell(ns);
+        netsrv_loop_relieve();
     }
+    /* Memory came back: the oldest starved sockets first, until one finds
+     * none again (it stays in front). */
     if (nsock.mem_freed && nsock.starved != NULL) {
         nsock.mem_freed = false;
-        n = 0;
-        for (nsock_t *ns = nsock.starved; ns != NULL; ns = ns->starved_next)
-            n++;
-        for (; n > 0 && nsock.starved != NULL; n--) {
+        nsock.starve_front = true;
+        while (nsock.starved != NULL) {
             nsock_t *ns = nsock.starved;
             nsock.starved = ns->starved_next;
+            if (nsock.starved == NULL)
+                nsock.starved_tail = NULL;
             ns->starved = false;
             doorbell(ns);
+            netsrv_loop_relieve();
+            if (ns->starved)
+                break;
         }
+        nsock.starve_front = false;
     }
     return nsock.again;
 }

@@ -42,7 +42,10 @@
 #define NSOCK_SESSION_BITS 0xffffffff00000000ull
 #define NSOCK_UDP_BUDGET 64             /* datagrams per socket per turn */
 #define NSOCK_CLOSE_TIMEOUT_MS 60000    /* background close: abort after this */
-#define NSOCK_MEM_RESERVE (512u * 1024) /* lwIP heap kept free of TX data */
+/* Send data may fill lwIP's heap only up to half: local (looped-back)
+ * connections need a second copy of every segment in flight, and received
+ * data waiting for ring space lives there too. */
+#define NSOCK_MEM_RESERVE ((uint32_t)MEM_SIZE / 2)
 #define NSOCK_POLL_INTERVAL 2           /* tcp_poll: every 2 x 500 ms */
 
 /* Linux numbers on the wire (sock.idl). */
@@ -116,6 +119,8 @@ typedef struct nsock {
     bytering_prod_t rx;
     bytering_cons_t tx;
     uint32_t rx_queued; /* bytes in the RX ring not yet credited back (tcp_recved) */
+    uint32_t wnd_withheld; /* TCP_WND - the window cap (SO_RCVBUF) */
+    uint32_t wnd_debt;     /* part of it still to take from future credits */
     struct pbuf *pend;  /* received, waiting for ring space (TCP) */
     uint32_t pend_len;
     uint32_t events; /* what netsrv last published in the slot */
@@ -163,7 +168,8 @@ typedef struct nsock_srv {
     nsock_client_t clients[NSOCK_CLIENTS_MAX];
     nsock_session_t sessions[NSOCK_SESSIONS_MAX];
     mk_cap_t death_signal;
-    nsock_t *starved; /* TX waiting for lwIP memory */
+    nsock_t *starved, *starved_tail; /* TX waiting for lwIP memory, oldest first */
+    bool starve_front;               /* a retry that starves again goes back in front */
     nsock_t *later;   /* work an lwIP callback could not do itself */
     bool mem_freed;   /* lwIP memory came back this turn: retry the starved */
     bool again;       /* work left for the next turn (budgets) */
@@ -222,7 +228,7 @@ int32_t nsock_tcp_close(nsock_t *ns, const mk_recv_info_t *info);
 void nsock_tcp_doorbell(nsock_t *ns);
 /* Tear down at once (client death, session close): RST, everything freed. */
 void nsock_tcp_abort(nsock_t *ns);
-/* Apply the options kept in ns to its PCB. */
+/* Apply the options kept in ns to its PCB (SO_RCVBUF: the window cap). */
 void nsock_tcp_apply_options(nsock_t *ns);
 /* Local/peer address of the PCB; false if there is none. */
 bool nsock_tcp_name(nsock_t *ns, bool local, sock_addr_t *a);
@@ -233,7 +239,8 @@ int32_t nsock_udp_open(nsock_t *ns);
 int32_t nsock_udp_bind(nsock_t *ns, const ip_addr_t *ip, uint16_t port);
 int32_t nsock_udp_connect(nsock_t *ns, const ip_addr_t *ip, uint16_t port);
 void nsock_udp_doorbell(nsock_t *ns);
-void nsock_udp_close(nsock_t *ns);
+/* flush: send what the TX ring holds first (close(2)); not on death. */
+void nsock_udp_close(nsock_t *ns, bool flush);
 bool nsock_udp_name(nsock_t *ns, bool local, sock_addr_t *a);
 
 #endif /* FERRY_NETSRV_SOCK_PRIV_H */

@@ -63,11 +63,42 @@ static void detach(nsock_t *ns)
     tcp_poll(pcb, NULL, 0);
 }
 
+/* The receive window follows SO_RCVBUF: lwIP's window starts at TCP_WND
+ * and grows back only by what netsrv credits (tcp_recved), so withholding
+ * TCP_WND - SO_RCVBUF of the credits caps the window at the ring space the
+ * socket may use, as a socket buffer does on Linux. The cap is reached by
+ * withholding future credits (wnd_debt), never by lowering lwIP's rcv_wnd
+ * below what was already announced: lwIP drops segments beyond rcv_wnd even
+ * inside the announced window, and the peer would only recover by
+ * retransmission timeout. Until the debt is paid the peer may send up to
+ * the first announced window; what the ring cannot take waits in `pend`. */
+static void wnd_apply(nsock_t *ns)
+{
+    struct tcp_pcb *pcb = ns->pcb.tcp;
+    if (pcb == NULL || pcb->state == LISTEN || ns->tstate == TS_NEW)
+        return;
+    uint32_t want = ns->rcvbuf < TCP_WND ? TCP_WND - ns->rcvbuf : 0;
+    if (want > ns->wnd_withheld) {
+        ns->wnd_debt += want - ns->wnd_withheld;
+    } else if (want < ns->wnd_withheld) {
+        uint32_t back = ns->wnd_withheld - want;
+        uint32_t paid = back < ns->wnd_debt ? back : ns->wnd_debt;
+        ns->wnd_debt -= paid;
+        for (uint32_t k = back - paid; k > 0;) {
+            uint16_t c = k > 0xffff ? 0xffff : (uint16_t)k;
+            tcp_recved(pcb, c);
+            k -= c;
+        }
+    }
+    ns->wnd_withheld = want;
+}
+
 void nsock_tcp_apply_options(nsock_t *ns)
 {
     struct tcp_pcb *pcb = ns->pcb.tcp;
     if (pcb == NULL)
         return;
+    wnd_apply(ns);
     if (ns->reuseaddr)
         ip_set_option(pcb, SOF_REUSEADDR);
     else
@@ -333,6 +364,8 @@ int32_t nsock_tcp_connect(nsock_t *ns, const mk_recv_info_t *info, const ip_addr
         return connect_status(err);
     ns->bound = true;
     ns->tstate = TS_CONNECTING;
+    ns->wnd_withheld = ns->wnd_debt = 0; /* tcp_connect set the window to TCP_WND */
+    wnd_apply(ns);
     if (ns->error != 0)
         nsock_set_error(ns, 0);
     nsock_update(ns);
@@ -352,8 +385,8 @@ static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
         return ERR_OK;
     ns->tstate = TS_CONNECTED;
     nsock_tcp_apply_options(ns);
+    nsock_update(ns); /* the slot shows it before the caller wakes */
     nsock_reply_status(ns, 0);
-    nsock_update(ns);
     return ERR_OK;
 }
 
@@ -440,10 +473,33 @@ static void rx_credit(nsock_t *ns)
     }
     uint32_t consumed = ns->rx_queued - used;
     ns->rx_queued = used;
-    while (consumed > 0 && ns->pcb.tcp != NULL && ns->tstate == TS_CONNECTED) {
-        uint16_t k = consumed > 0xffff ? 0xffff : (uint16_t)consumed;
-        tcp_recved(ns->pcb.tcp, k);
-        consumed -= k;
+    uint32_t debt = consumed < ns->wnd_debt ? consumed : ns->wnd_debt;
+    ns->wnd_debt -= debt; /* the window cap is still being reached */
+    consumed -= debt;
+    struct tcp_pcb *pcb = ns->pcb.tcp;
+    if (consumed == 0 || pcb == NULL || ns->tstate != TS_CONNECTED)
+        return;
+    uint32_t before = pcb->rcv_ann_wnd;
+    for (uint32_t k = consumed; k > 0;) {
+        uint16_t c = k > 0xffff ? 0xffff : (uint16_t)k;
+        tcp_recved(pcb, c);
+        k -= c;
+    }
+    /* lwIP announces a grown window at once only past TCP_WND/4 (5840
+     * bytes), never for a window capped below that: it would wait for a
+     * delayed ACK or the sender's persist timer. Announce it when it opened
+     * from less than a segment, or by half the cap (receiver-side SWS
+     * avoidance, RFC 1122 4.2.3.3). */
+    uint32_t cap = TCP_WND - ns->wnd_withheld;
+    uint32_t half = cap / 2 < pcb->mss ? cap / 2 : pcb->mss;
+    bool update = pcb->rcv_ann_wnd > before && (before < pcb->mss || consumed >= half) &&
+                  pcb->rcv_wnd >= half;
+    /* A delayed ACK is due for data the client has now read: send it. The
+     * sender frees its copy only on the ACK, and with many connections that
+     * memory is what the others wait for (up to 250 ms otherwise). */
+    if (update || tcp_is_flag_set(pcb, TF_ACK_DELAY)) {
+        tcp_set_flags(pcb, TF_ACK_NOW); /* tcp_ack_now(), which is lwIP-private */
+        tcp_output(pcb);
     }
 }
 
@@ -617,6 +673,10 @@ static void close_finish(nsock_t *ns, bool hold_for_ack)
         return; /* sent_cb or poll_cb comes back */
     if (hold_for_ack && (pcb->unsent != NULL || pcb->unacked != NULL))
         return;
+    /* Every byte received was read (else close() reset the connection):
+     * lwIP must see its whole window back, or it answers tcp_close with RST. */
+    if (ns->rx_queued == 0 && ns->pend == NULL)
+        pcb->rcv_wnd = TCP_WND_MAX(pcb);
     ns->close_err_mem = tcp_close(pcb) != ERR_OK;
     if (ns->close_err_mem)
         return; /* no memory for the FIN: poll_cb retries */
@@ -759,8 +819,8 @@ static void err_cb(void *arg, err_t err)
         ns->pend_len = 0;
     }
     if (was_connecting && ns->wait == WAIT_CONNECT) {
-        nsock_reply_status(ns, -(int32_t)(IDL_EUSER + e)); /* the error goes to connect() */
         nsock_update(ns);
+        nsock_reply_status(ns, -(int32_t)(IDL_EUSER + e)); /* the error goes to connect() */
         return;
     }
     if (e != 0)

@@ -62,8 +62,15 @@ bool nsock_udp_name(nsock_t *ns, bool local, sock_addr_t *a)
     return true;
 }
 
-void nsock_udp_close(nsock_t *ns)
+static void tx_records(nsock_t *ns, int budget);
+
+/* close(2): what the client queued before closing still goes out (it may
+ * not have been seen yet: the doorbell is handled once per turn, this
+ * request may come first). Client death: nothing is sent. */
+void nsock_udp_close(nsock_t *ns, bool flush)
 {
+    if (flush && ns->pcb.udp != NULL)
+        tx_records(ns, (int)(ns->sess->l.ring_size / SOCK_DGRAM_ALIGN));
     if (ns->pcb.udp != NULL) {
         udp_recv(ns->pcb.udp, NULL, NULL);
         udp_remove(ns->pcb.udp);
@@ -178,8 +185,15 @@ void nsock_udp_doorbell(nsock_t *ns)
 {
     if (ns->state != NS_OPEN || ns->pcb.udp == NULL)
         return;
+    tx_records(ns, NSOCK_UDP_BUDGET);
+}
+
+/* Send up to `budget` records; if more are left, ring our own doorbell for
+ * the next turn. */
+static void tx_records(nsock_t *ns, int budget)
+{
     bool took = false;
-    for (int k = 0; k < NSOCK_UDP_BUDGET; k++) {
+    for (int k = 0; k < budget; k++) {
         uint32_t avail;
         sock_dgram_hdr_t h;
         if (bytering_cons_avail(&ns->tx, &avail) != BYTERING_OK) {
@@ -202,7 +216,7 @@ void nsock_udp_doorbell(nsock_t *ns)
             break;
         bytering_cons_skip(&ns->tx, total);
         took = true;
-        if (k == NSOCK_UDP_BUDGET - 1) { /* fairness: the rest next turn */
+        if (k == budget - 1) { /* fairness: the rest next turn */
             sock_bit_set(sock_map(ns->sess->base, ns->sess->l.doorbell), ns->id);
             nsock.again = true;
         }
