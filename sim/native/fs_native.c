@@ -47,6 +47,11 @@ int fs_session_configure(const char *cap_name, uint32_t max_sockets, uint32_t ri
     return 0; /* nothing to configure on Linux */
 }
 
+int fs_session_close(void)
+{
+    return 0; /* sockets are the process's own on Linux */
+}
+
 int fs_socket(int domain, int type, int protocol) { return socket(domain, type | SOCK_CLOEXEC, protocol); }
 int fs_bind(int fd, const struct fs_sockaddr *a, fs_socklen_t len) { return bind(fd, (const void *)a, len); }
 int fs_listen(int fd, int backlog) { return listen(fd, backlog); }

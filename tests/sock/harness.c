@@ -27,6 +27,7 @@ int job_main(int argc, char **argv)
         return 99;
     job_t *j = &jobs[atoi(argv[1])];
     j->status = j->fn(j);
+    fs_session_close(); /* whatever the job left open; frees the library's state */
     atomic_store(&j->done, 1);
     return j->status;
 }

@@ -107,11 +107,11 @@ static int echo_client(job_t *j)
 static void tcp_echo(bool v6)
 {
     netsrv_start(NULL);
-    job_t *s = spawn(0, "server", 10, echo_server);
-    s->param[0] = v6;
-    job_t *c = &jobs[1];
+    job_t *s = &jobs[0], *c = &jobs[1];
+    s->param[0] = v6; /* before the job runs */
     c->arg = s;
     c->param[0] = v6;
+    spawn(0, "server", 10, echo_server);
     spawn(1, "client", 11, echo_client);
     join(c, 30000 * MS);
     join(s, 5000 * MS);
@@ -183,6 +183,7 @@ static int udp_client(job_t *j)
     static uint8_t out[60000], in[60000];
     /* Datagrams of many sizes, one at a time, each echoed whole. */
     for (uint32_t i = 0; i < UDP_COUNT; i++) {
+        atomic_store(&j->stage, (int)i + 1); /* progress, for failure messages */
         size_t n = i == 0 ? 0 : (i * 7919u) % 60000u;
         pat_fill(out, i, 0, n);
         JCHECK(j, fs_sendto(fd, out, n, 0, &to.sa, tl) == (fs_ssize_t)n, "sendto %u", i);
@@ -209,10 +210,11 @@ static int udp_client(job_t *j)
 static void udp_echo(bool v6)
 {
     netsrv_start(NULL);
-    job_t *s = spawn(0, "server", 10, udp_echo_server);
-    s->param[0] = v6;
+    job_t *s = &jobs[0];
+    s->param[0] = v6; /* before the job runs */
     jobs[1].arg = s;
     jobs[1].param[0] = v6;
+    spawn(0, "server", 10, udp_echo_server);
     spawn(1, "client", 11, udp_client);
     join(&jobs[1], 20000 * MS);
     join(s, 5000 * MS);

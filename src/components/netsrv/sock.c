@@ -518,9 +518,13 @@ static int32_t session_open(const mk_recv_info_t *info, mk_cap_t region, mk_cap_
     return 0;
 }
 
-/* Abort every open socket of the session; background closes go on. */
+/* Abort every open socket of the session; background closes go on. The
+ * caller destroys the session afterwards if nothing is left (nopen == 0):
+ * the loop holds a reference of its own meanwhile, so that freeing the last
+ * socket of a dead session cannot free the table it walks. */
 static void session_abort_all(nsock_session_t *se, bool count)
 {
+    se->nopen++;
     for (uint32_t i = 0; i < se->l.max_sockets; i++) {
         nsock_t *ns = &se->socks[i];
         if (ns->state != NS_OPEN)
@@ -532,6 +536,7 @@ static void session_abort_all(nsock_session_t *se, bool count)
         else
             nsock_tcp_abort(ns);
     }
+    se->nopen--;
 }
 
 /* ---- Handlers ------------------------------------------------------------------------------ */
@@ -1041,7 +1046,7 @@ bool netsrv_sock_work(netsrv_t *s)
             ns->starved = false;
             doorbell(ns);
             netsrv_loop_relieve();
-            if (ns->starved)
+            if (nsock.starved == ns) /* starved again (put back in front); ns may be freed otherwise */
                 break;
         }
         nsock.starve_front = false;

@@ -142,6 +142,14 @@ static inline uint32_t fs_ntohl(uint32_t v) { return fs_htonl(v); }
  * bounds SO_RCVBUF/SO_SNDBUF and the largest UDP datagram (ring size - 24).
  * The native backend ignores it. */
 int fs_session_configure(const char *cap_name, uint32_t max_sockets, uint32_t ring_size);
+/* Ferry only: end the calling thread's session: every socket closed as by
+ * fs_close, the session closed in netsrv, the shared region unmapped, the
+ * library's state for this thread freed (call it before a thread that used
+ * sockets ends; a task that dies without it loses its sockets to netsrv's
+ * death notices). The next socket call opens a new session. 0, or -1 with
+ * errno if netsrv could not be told (the state is freed all the same). The
+ * native backend does nothing. */
+int fs_session_close(void);
 
 int fs_socket(int domain, int type, int protocol);
 int fs_bind(int fd, const struct fs_sockaddr *addr, fs_socklen_t len);

@@ -220,6 +220,25 @@ static fs_state_t *session(void)
     return s;
 }
 
+int fs_session_close(void)
+{
+    fs_state_t *s = S;
+    if (s == NULL)
+        return 0;
+    int rc = 0;
+    if (s->state == 1) {
+        int32_t st = sock_session_close(s->ep, CALL_TIMEOUT, s->session);
+        if (st != 0)
+            rc = status_fail(st);
+        if (s->server_signal)
+            mk_cap_delete(s->server_signal);
+    }
+    session_undo(s);
+    free(s);
+    S = NULL;
+    return rc;
+}
+
 static fs_sock_t *sock_of(int fd)
 {
     fs_state_t *s = S;
