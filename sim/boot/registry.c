@@ -17,6 +17,8 @@ const boot_component_t boot_components[] = {
     {"netsrv", netsrv_main, "network server: lwIP in one event loop, one netif per NIC session"},
     {"nperf", nperf_main, "throughput/latency tester, server or client (tcp/udp stream, rr, crr)"},
     {"ping", ping_main, "ICMP/ICMPv6 echo through netsrv.idl's ping (--netsrv NAME, default netsrv)"},
+    {"echo", echo_main, "TCP and UDP echo server (RFC 862) on ferry/socket.h"},
+    {"httpd", httpd_ferry_main, "HTTP server: built-in page or --root DIR, /stats with netsrv's counters"},
     {NULL, NULL, NULL},
 };
 

@@ -8,9 +8,11 @@
 # (its slirp.pc needs glib's), libconfig (boot configuration). ARM: the
 # bare-metal cross compiler and newlib. dpkg-dev: apt-get source (and patch,
 # which Meson uses to apply the lwIP fixes in subprojects/packagefiles/).
+# curl: the tests fetch httpd's pages from the host through the slirp
+# driver's port forwards, as a user would.
 FERRY_PACKAGES=(
     meson ninja-build pkg-config gcc python3 dpkg-dev
-    check libsubunit-dev spin
+    check libsubunit-dev spin curl
     libslirp-dev libglib2.0-dev libconfig-dev
     gcc-arm-none-eabi libnewlib-arm-none-eabi
 )

@@ -12,6 +12,8 @@ int httpd_main(int argc, char **argv);
 int nperf_main(int argc, char **argv);
 /* Ferry only (netsrv.idl's ping): not in the native builds. */
 int ping_main(int argc, char **argv);
+/* Ferry only: httpd with /stats showing netsrv's counters (netstats.c). */
+int httpd_ferry_main(int argc, char **argv);
 
 /* httpd's /stats page: a provider writes plain text into buf (at most len
  * bytes, NUL-terminated) and returns its length, or -1. Ferry builds set
