@@ -1,7 +1,7 @@
 /*
  * ferry/bytering.h - single-producer/single-consumer BYTE queues in shared
  * memory: the data path of a socket session (a stream of bytes for TCP,
- * length-prefixed records for UDP; docs/design/socket-session.md).
+ * length-prefixed records for UDP; docs/socket-session.md).
  *
  * ==== Ownership invariant ====================================================
  *

@@ -4,7 +4,7 @@
  * The client library creates the region, lays it out with sock_layout(),
  * writes the header, initialises every byte ring (bytering_init) and hands
  * it to netsrv in sock.session_open (src/interfaces/sock.idl). Design and
- * protocol: docs/design/socket-session.md.
+ * protocol: docs/socket-session.md.
  *
  *   offset          contents                        written by
  *   0               sock_region_hdr_t               client (before open)
@@ -48,12 +48,16 @@
 #define SOCK_REGION_SOCKETS_MAX 4096u /* = sock.idl SOCKETS_MAX */
 #define SOCK_REGION_CACHELINE 64u
 
-/* sock_slot_t.events: level state, poll(2) bit values. */
-#define SOCK_EV_IN 0x001u    /* readable: data, EOF, or a connection to accept */
-#define SOCK_EV_OUT 0x004u   /* writable: TX ring space, or connect finished */
-#define SOCK_EV_ERR 0x008u   /* `error` holds a pending error */
-#define SOCK_EV_HUP 0x010u   /* both directions closed */
-#define SOCK_EV_RDHUP 0x2000u /* the peer closed its sending side */
+/* sock_slot_t.events: level state, poll(2) bit values. Bytes in the RX
+ * ring and space in the TX ring are not events: the rings themselves say
+ * so (a reader polls both). netsrv stores events after the ring publishes
+ * they follow, so a reader that sees RDHUP or HUP finds every byte before
+ * the EOF already in the RX ring. */
+#define SOCK_EV_IN 0x001u    /* readable besides ring data: a connection to accept, EOF */
+#define SOCK_EV_OUT 0x004u   /* may send: connected (TCP, not shut for writing), always (UDP) */
+#define SOCK_EV_ERR 0x008u   /* `error` holds a pending error (SO_ERROR) */
+#define SOCK_EV_HUP 0x010u   /* both directions closed, or the connection is gone */
+#define SOCK_EV_RDHUP 0x2000u /* the peer closed its sending side (every byte is in the ring) */
 
 /* A datagram in a UDP socket's byte ring (either direction): this header,
  * then `len` payload bytes, then zero padding to a multiple of

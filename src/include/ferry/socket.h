@@ -6,7 +6,7 @@
  * unchanged, and the same application source runs on both systems). On
  * Ferry the calls are served by libferrysock: control through sock.idl calls
  * to netsrv, data through per-socket byte rings in a shared region, readiness
- * through one notification (docs/design/socket-session.md).
+ * through one notification (docs/socket-session.md).
  *
  * Errors: -1 and errno, with the local C library's E* values.
  * Threads: on Ferry each thread that calls the library gets its own session
