@@ -515,32 +515,31 @@ int fs_close(int fd)
     return status_fail(sock_close(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd));
 }
 
-int fs_getsockname(int fd, struct fs_sockaddr *addr, fs_socklen_t *len)
+/* getsockname and getpeername: the same call shape, another stub. */
+typedef int32_t (*name_stub_t)(mk_cap_t, uint64_t, uint32_t, uint32_t, sock_addr_t *);
+
+static int get_name(name_stub_t stub, int fd, struct fs_sockaddr *addr, fs_socklen_t *len)
 {
     sock_addr_t a;
     if (sock_of(fd) == NULL)
         return -1;
     if (addr == NULL || len == NULL)
         return fail(EFAULT);
-    int32_t st = sock_getsockname(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, &a);
+    int32_t st = stub(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, &a);
     if (st != 0)
         return status_fail(st);
     addr_out(&a, addr, len);
     return 0;
 }
 
+int fs_getsockname(int fd, struct fs_sockaddr *addr, fs_socklen_t *len)
+{
+    return get_name(sock_getsockname, fd, addr, len);
+}
+
 int fs_getpeername(int fd, struct fs_sockaddr *addr, fs_socklen_t *len)
 {
-    sock_addr_t a;
-    if (sock_of(fd) == NULL)
-        return -1;
-    if (addr == NULL || len == NULL)
-        return fail(EFAULT);
-    int32_t st = sock_getpeername(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, &a);
-    if (st != 0)
-        return status_fail(st);
-    addr_out(&a, addr, len);
-    return 0;
+    return get_name(sock_getpeername, fd, addr, len);
 }
 
 int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len)
