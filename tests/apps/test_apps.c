@@ -26,39 +26,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostnet.h"
+
 static pid_t server_pid;
 static int port;
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    ck_assert_int_eq(bind(s, (void *)&a, sizeof a), 0);
-    getsockname(s, (void *)&a, &l);
-    close(s);
-    return ntohs(a.sin_port);
-}
 
 static int connect_to(int family, int p)
 {
     for (int tries = 0; tries < 200; tries++) {
-        int s = socket(family, SOCK_STREAM, 0);
-        int r;
-        if (family == AF_INET) {
-            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p),
-                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            r = connect(s, (void *)&a, sizeof a);
-        } else {
-            struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)p), .sin6_addr = in6addr_loopback};
-            r = connect(s, (void *)&a, sizeof a);
-        }
-        if (r == 0) {
-            struct timeval tv = {.tv_sec = 10};
-            setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        int s = host_connect(family, p, 10);
+        if (s >= 0)
             return s;
-        }
-        close(s);
         usleep(20000); /* the server is still starting */
     }
     ck_abort_msg("cannot connect to port %d", p);
@@ -69,7 +47,7 @@ static void start(const char *env, const char *const extra[])
 {
     const char *exe = getenv(env);
     ck_assert_msg(exe != NULL, "%s not set", env);
-    port = free_port();
+    port = host_free_port();
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
     server_pid = fork();

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostnet.h"
+
 #define CLIENT_TIMEOUT_MS 20000
 
 static pid_t server_pid;
@@ -45,60 +47,9 @@ static const char *exe(void)
     return e;
 }
 
-/* A port free for TCP and UDP on 127.0.0.1 and ::1 (from the kernel). */
-static int free_port(void)
-{
-    for (int tries = 0; tries < 50; tries++) {
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t l = sizeof a;
-        ck_assert_int_eq(bind(s, (void *)&a, sizeof a), 0);
-        getsockname(s, (void *)&a, &l);
-        close(s);
-        int ok = 1;
-        int types[2] = {SOCK_STREAM, SOCK_DGRAM};
-        for (int t = 0; t < 2; t++) {
-            int u = socket(AF_INET6, types[t], 0);
-            struct sockaddr_in6 b = {.sin6_family = AF_INET6, .sin6_port = a.sin_port, .sin6_addr = in6addr_loopback};
-            int one = 1;
-            setsockopt(u, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-            ok &= bind(u, (void *)&b, sizeof b) == 0;
-            close(u);
-            int v = socket(AF_INET, types[t], 0);
-            ok &= bind(v, (void *)&a, sizeof a) == 0;
-            close(v);
-        }
-        if (ok)
-            return ntohs(a.sin_port);
-    }
-    ck_abort_msg("no free port");
-    return -1;
-}
-
-static int connect_tcp(int family, int p)
-{
-    int s = socket(family, SOCK_STREAM, 0);
-    int r;
-    if (family == AF_INET) {
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        r = connect(s, (void *)&a, sizeof a);
-    } else {
-        struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)p), .sin6_addr = in6addr_loopback};
-        r = connect(s, (void *)&a, sizeof a);
-    }
-    if (r != 0) {
-        close(s);
-        return -1;
-    }
-    struct timeval tv = {.tv_sec = 5};
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return s;
-}
-
 static void start_server(void)
 {
-    port = free_port();
+    port = host_free_port();
     snprintf(port_s, sizeof port_s, "%d", port);
     server_pid = fork();
     ck_assert_int_ge(server_pid, 0);
@@ -113,7 +64,7 @@ static void start_server(void)
     for (int f = 0; f < 2; f++) {
         int s = -1;
         for (int tries = 0; tries < 250 && s < 0; tries++) {
-            s = connect_tcp(f ? AF_INET6 : AF_INET, port);
+            s = host_connect(f ? AF_INET6 : AF_INET, port, 5);
             if (s < 0)
                 usleep(20000);
         }
@@ -476,7 +427,7 @@ START_TEST(test_protocol)
                                       "NPERF1 CTRL udp-stream 8\n", "NPERF1 CTRL tcp-rr 1 extra\n",
                                       "NPERF1 DATA 12345\n", "NPERF2 CTRL tcp-rr 1\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int s = connect_tcp(AF_INET, port);
+        int s = host_connect(AF_INET, port, 5);
         send_str(s, bad[i]);
         line_is(s, "ERR ", got, sizeof got);
         closed_by_server(s);
@@ -491,7 +442,7 @@ START_TEST(test_protocol)
     close(s);
 
     /* A udp-stream session: 5 datagrams with its header, 1 with another session's, STATS, END. */
-    int ctrl = connect_tcp(AF_INET, port);
+    int ctrl = host_connect(AF_INET, port, 5);
     send_str(ctrl, "NPERF1 CTRL udp-stream 100\n");
     line_is(ctrl, "OK ", got, sizeof got);
     uint32_t sid = (uint32_t)strtoul(got + 3, NULL, 10);
@@ -515,7 +466,7 @@ START_TEST(test_protocol)
     line_is(c2, "OK ", got, sizeof got);
     char hello[64];
     snprintf(hello, sizeof hello, "NPERF1 DATA %u\n", (unsigned)strtoul(got + 3, NULL, 10));
-    int data = connect_tcp(AF_INET, port);
+    int data = host_connect(AF_INET, port, 5);
     send_str(data, hello);
     send_str(data, "abcdef");
     char resp[6];
@@ -528,7 +479,7 @@ START_TEST(test_protocol)
     send_str(c2, "STATS\n");
     line_is(c2, "RESULT conns=1 bytes=0 datagrams=0 transactions=2 open=1\n", got, sizeof got);
     /* A data connection cannot join a UDP session. */
-    int bad_data = connect_tcp(AF_INET, port);
+    int bad_data = host_connect(AF_INET, port, 5);
     snprintf(hello, sizeof hello, "NPERF1 DATA %u\n", (unsigned)sid);
     send_str(bad_data, hello);
     line_is(bad_data, "ERR ", got, sizeof got);
@@ -586,7 +537,7 @@ END_TEST
 
 START_TEST(test_no_server)
 {
-    int p = free_port();
+    int p = host_free_port();
     char ps[16], out[256];
     snprintf(ps, sizeof ps, "%d", p);
     const char *args[] = {"client", "--host", "::1", "--port", ps, "--test", "tcp-rr", "--json", NULL};
