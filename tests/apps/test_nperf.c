@@ -434,7 +434,7 @@ START_TEST(test_protocol)
         close(s);
     }
     /* A line that never ends is cut off. */
-    int s = connect_tcp(AF_INET6, port);
+    int s = host_connect(AF_INET6, port, 5);
     char longline[300];
     memset(longline, 'x', sizeof longline);
     send(s, longline, sizeof longline, MSG_NOSIGNAL);
@@ -461,7 +461,7 @@ START_TEST(test_protocol)
     line_is(ctrl, "RESULT conns=0 bytes=0 datagrams=5 transactions=0 open=0\n", got, sizeof got);
 
     /* A tcp-rr session: a data connection, 2 requests of 3 bytes in one write. */
-    int c2 = connect_tcp(AF_INET6, port);
+    int c2 = host_connect(AF_INET6, port, 5);
     send_str(c2, "NPERF1 CTRL tcp-rr 3\n");
     line_is(c2, "OK ", got, sizeof got);
     char hello[64];
