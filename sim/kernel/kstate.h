@@ -155,9 +155,10 @@ typedef struct k_task {
     uint32_t nthreads;       /* threads not FREE */
     uint32_t obj;            /* its MK_OBJ_TASK object, 0 = none left */
     uint32_t free_hint;      /* every cspace slot in [1, free_hint) is used; 0 = 1 */
+    uint64_t serial;         /* unique per task ever created (k_task_alloc) */
     char name[K_NAME_LEN];
     k_name_t names[K_MAX_NAMES];
-    k_cap_t cspace[K_CSPACE_SLOTS];
+    k_cap_t cspace[K_CSPACE_SLOTS] __attribute__((aligned(64)));
 } __attribute__((aligned(64))) k_task_t;
 
 _Static_assert(offsetof(k_task_t, cspace) % 64 == 0, "capabilities do not straddle lines");
@@ -181,6 +182,7 @@ typedef struct k_state {
     uint32_t obj_hint;
     uint32_t obj_gen; /* last generation handed out by k_obj_alloc */
     uint64_t spin_ns;
+    uint64_t task_serial; /* last serial handed out by k_task_alloc */
     k_task_t tasks[K_MAX_TASKS];
     k_thread_t threads[K_MAX_THREADS];
     k_obj_t objs[K_MAX_OBJS];
@@ -272,6 +274,9 @@ mk_err_t k_task_check_name(const char *name);
 /* Threads (task.c). */
 uint32_t k_thread_alloc(uint32_t task);
 void k_thread_release(k_thread_t *t);
+/* Task `task` (incarnation `serial`) is dead and has no thread left: unmap
+ * whatever it mapped in this process (shm.c). Lock held. */
+void k_shm_task_gone(uint32_t task, uint64_t serial);
 
 /* Shared memory fds of this process (shm.c). */
 int k_shm_fd(uint32_t obj, uint32_t gen, bool writable);

@@ -6,10 +6,17 @@
  * first time it maps an object (attach.c), and gets a read-only fd when its
  * capability only allows reading, so that even mprotect cannot make a
  * read-only mapping writable.
+ *
+ * Mappings belong to the task that made them, as on a real kernel: each
+ * process records its tasks' mappings, mk_shm_unmap only takes back one of
+ * the calling task's own, and when a dead task's last thread has left the
+ * kernel (so none of its code can touch them any more) the rest are
+ * unmapped (k_shm_task_gone).
  */
 #include "kstate.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -37,6 +44,103 @@ static void entry_drop(fd_entry_t *e)
     e->fd1 = 0;
     e->gen = 0;
 }
+
+/* ---- Process-local record of mappings ------------------------------------------ */
+
+typedef struct map_rec {
+    void *addr;
+    size_t len;
+    uint32_t task;
+    uint64_t serial; /* the task's incarnation: slots are reused */
+} map_rec_t;
+
+static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
+static map_rec_t *maps;
+static size_t nmaps, maps_cap;
+
+static bool map_record(void *addr, size_t len, uint32_t task, uint64_t serial)
+{
+    pthread_mutex_lock(&map_lock);
+    bool ok = true;
+    if (nmaps == maps_cap) {
+        size_t cap = maps_cap ? 2 * maps_cap : 16;
+        map_rec_t *m = realloc(maps, cap * sizeof *m);
+        if (m) {
+            maps = m;
+            maps_cap = cap;
+        } else {
+            ok = false;
+        }
+    }
+    if (ok)
+        maps[nmaps++] = (map_rec_t){addr, len, task, serial};
+    pthread_mutex_unlock(&map_lock);
+    return ok;
+}
+
+/* Remove the record of (addr, len) made by (task, serial); false if none. */
+static bool map_forget(void *addr, size_t len, uint32_t task, uint64_t serial)
+{
+    bool found = false;
+    pthread_mutex_lock(&map_lock);
+    for (size_t i = 0; i < nmaps; i++) {
+        map_rec_t *r = &maps[i];
+        if (r->addr == addr && r->len == len && r->task == task && r->serial == serial) {
+            *r = maps[--nmaps];
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&map_lock);
+    return found;
+}
+
+/* Unmap every recorded mapping for which gone(record) holds. */
+static void map_reap(bool (*gone)(const map_rec_t *, const void *), const void *arg)
+{
+    pthread_mutex_lock(&map_lock);
+    for (size_t i = 0; i < nmaps;) {
+        if (gone(&maps[i], arg)) {
+            munmap(maps[i].addr, maps[i].len);
+            maps[i] = maps[--nmaps];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&map_lock);
+}
+
+static bool of_task(const map_rec_t *r, const void *arg)
+{
+    const map_rec_t *t = arg;
+    return r->task == t->task && r->serial == t->serial;
+}
+
+void k_shm_task_gone(uint32_t task, uint64_t serial)
+{
+    map_rec_t t = {.task = task, .serial = serial};
+    map_reap(of_task, &t);
+}
+
+/* Lock held: the record's task is over (its slot freed or reused, or dead
+ * with no thread left). Catches tasks whose last thread was released by
+ * another process (a kill while every thread had finished). */
+static bool task_over(const map_rec_t *r, const void *arg)
+{
+    (void)arg;
+    const k_task_t *tk = &K->tasks[r->task];
+    return tk->serial != r->serial || (tk->state == KT_DEAD && tk->nthreads == 0);
+}
+
+size_t sim_shm_mappings(void)
+{
+    pthread_mutex_lock(&map_lock);
+    size_t n = nmaps;
+    pthread_mutex_unlock(&map_lock);
+    return n;
+}
+
+/* ---- Objects ------------------------------------------------------------------------- */
 
 int k_shm_create_fd(uint64_t size)
 {
@@ -139,12 +243,15 @@ mk_err_t mk_shm_map(mk_cap_t shm, uint32_t rights, void **addr, size_t *size)
     k_lock();
     k_thread_t *t = k_current(&err);
     k_cap_t *c;
-    uint32_t obj = 0, gen = 0;
-    uint64_t len = 0;
+    uint32_t obj = 0, gen = 0, task = 0;
+    uint64_t len = 0, serial = 0;
     if (t && (err = k_cap_get(k_task_of(t), shm, MK_OBJ_SHM, rights, &c)) == MK_OK) {
         obj = c->obj;
         gen = K->objs[obj].gen;
         len = K->objs[obj].u.shm.size;
+        task = t->task;
+        serial = k_task_of(t)->serial;
+        map_reap(task_over, NULL);
     }
     k_unlock();
     if (err)
@@ -157,6 +264,10 @@ mk_err_t mk_shm_map(mk_cap_t shm, uint32_t rights, void **addr, size_t *size)
     close(fd);
     if (p == MAP_FAILED)
         return MK_ENOMEM;
+    if (!map_record(p, len, task, serial)) {
+        munmap(p, len);
+        return MK_ENOMEM;
+    }
     *addr = p;
     if (size)
         *size = len;
@@ -165,7 +276,17 @@ mk_err_t mk_shm_map(mk_cap_t shm, uint32_t rights, void **addr, size_t *size)
 
 mk_err_t mk_shm_unmap(void *addr, size_t size)
 {
-    if (addr == NULL || size == 0 || munmap(addr, size) != 0)
+    if (addr == NULL || size == 0 || K == NULL || k_self == 0 || k_self >= K_MAX_THREADS)
         return MK_EINVAL;
+    /* A thread of a dead task may still give back its own mappings. */
+    k_lock();
+    const k_thread_t *t = &K->threads[k_self];
+    bool known = t->state != KTH_FREE;
+    uint32_t task = t->task;
+    uint64_t serial = known ? K->tasks[task].serial : 0;
+    k_unlock();
+    if (!known || !map_forget(addr, size, task, serial))
+        return MK_EINVAL; /* not a mapping this task made with mk_shm_map */
+    munmap(addr, size);
     return MK_OK;
 }

@@ -68,6 +68,8 @@ void k_thread_release(k_thread_t *t)
     memset(t, 0, sizeof *t);     /* state = KTH_FREE */
     t->reply_gen = gen;
     K->tasks[task].nthreads--;
+    if (K->tasks[task].nthreads == 0 && K->tasks[task].state == KT_DEAD)
+        k_shm_task_gone(task, K->tasks[task].serial); /* none of its code runs any more */
     task_slot_maybe_free(task);
 }
 
@@ -167,6 +169,7 @@ uint32_t k_task_alloc(const char *name, bool external)
         memset(tk, 0, sizeof *tk);
         tk->state = KT_CREATED;
         tk->external = external;
+        tk->serial = ++K->task_serial;
         strncpy(tk->name, name, K_NAME_LEN - 1);
         return i;
     }

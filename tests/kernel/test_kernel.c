@@ -14,7 +14,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -174,18 +176,23 @@ START_TEST(test_timeouts)
 END_TEST
 
 /* Receives one call, waits until the caller has timed out, then replies. */
+static _Atomic int late_caller_gone;
+
 static int late_replier(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
     mk_msg_t m;
     mk_recv_info_t info;
-    if (mk_recv(lookup("ep"), &m, &info, 5000 * MS) != MK_OK)
+    if (mk_recv(lookup("ep"), &m, &info, 10000 * MS) != MK_OK)
         return 1;
-    mk_sleep_ns(100 * MS);
+    for (int i = 0; i < 1000 && !atomic_load(&late_caller_gone); i++)
+        mk_sleep_ns(10 * MS);
     return mk_reply(info.reply, &m) == MK_ECANCELED ? 0 : 2;
 }
 
+/* The call times out while the server holds it (a generous timeout, so that
+ * a loaded machine still delivers the call before it expires). */
 START_TEST(test_call_timeout_in_reply_phase)
 {
     mk_cap_t ep;
@@ -193,9 +200,10 @@ START_TEST(test_call_timeout_in_reply_phase)
     gift_t g[] = {{ep, MK_RIGHT_RECV, 0, "ep"}};
     mk_cap_t task = start_task("late", late_replier, g, 1, NULL);
     mk_msg_t m = {.label = 1};
-    ck_assert_int_eq(mk_call(ep, &m, 30 * MS), MK_ETIMEDOUT);
+    ck_assert_int_eq(mk_call(ep, &m, 1000 * MS), MK_ETIMEDOUT);
+    atomic_store(&late_caller_gone, 1);
     int status = -1;
-    ck_assert_int_eq(mk_task_wait(task, &status, 5000 * MS), MK_OK);
+    ck_assert_int_eq(mk_task_wait(task, &status, 15000 * MS), MK_OK);
     ck_assert_int_eq(status, 0); /* the late reply got MK_ECANCELED */
     ck_assert_uint_eq(sim_count_objects(MK_OBJ_REPLY), 0);
 }
@@ -446,6 +454,139 @@ START_TEST(test_shm_and_cap_transfer)
     ck_assert_int_eq(mk_cap_delete(ro), MK_OK);
     ck_assert_int_eq(mk_cap_delete(shm), MK_OK);
     ck_assert_uint_eq(sim_count_objects(MK_OBJ_SHM), 0);
+}
+END_TEST
+
+/* ---- A dead task's mappings go with it --------------------------------------- */
+
+static _Atomic int mapper_spin; /* 1: the mapper keeps reading its mapping */
+
+/* Maps the shm object it is called with, answers with the address and size,
+ * then (argv[1] "spin") reads the mapping in a loop without entering the
+ * kernel while mapper_spin is set, or (otherwise) blocks in mk_recv. */
+static int shm_mapper(int argc, char **argv)
+{
+    mk_msg_t m;
+    mk_recv_info_t info;
+    mk_cap_t ep = lookup("ep");
+    if (mk_recv(ep, &m, &info, 5000 * MS) != MK_OK || m.ncaps != 1)
+        return 1;
+    volatile uint8_t *p;
+    size_t size;
+    if (mk_shm_map(m.caps[0], MK_RIGHT_READ | MK_RIGHT_WRITE, (void **)&p, &size) != MK_OK)
+        return 2;
+    p[0] = 42;
+    m.mr[0] = (mk_word_t)(uintptr_t)p;
+    m.mr[1] = size;
+    m.words = 2;
+    m.ncaps = 0;
+    if (mk_reply(info.reply, &m) != MK_OK)
+        return 3;
+    if (argc > 1 && strcmp(argv[1], "spin") == 0) {
+        uint64_t sum = 0;
+        while (atomic_load(&mapper_spin)) /* killed meanwhile: the mapping must stay */
+            sum += p[0];
+        (void)sum;
+        mk_cap_t c; /* the next kernel call tells it that it is dead */
+        return mk_cap_lookup("ep", &c) == MK_EDEAD ? 0 : 5;
+    }
+    mk_recv(ep, &m, &info, MK_FOREVER); /* until killed */
+    return 4;
+}
+
+static bool mapped(const void *addr)
+{
+    unsigned char v;
+    long page = sysconf(_SC_PAGESIZE);
+    return mincore((void *)((uintptr_t)addr & ~(uintptr_t)(page - 1)), 1, &v) == 0;
+}
+
+/* Waits (bounded) until the process holds `n` mappings. */
+static bool mappings_become(size_t n)
+{
+    for (int i = 0; i < 500 && sim_shm_mappings() != n; i++)
+        usleep(10000);
+    return sim_shm_mappings() == n;
+}
+
+static void *start_mapper(const char *mode, mk_cap_t *task, size_t *size)
+{
+    mk_cap_t ep, shm;
+    ck_assert_int_eq(mk_ep_create(&ep), MK_OK);
+    ck_assert_int_eq(mk_shm_create(3 * 4096, &shm), MK_OK);
+    gift_t g[] = {{ep, MK_RIGHT_RECV, 0, "ep"}};
+    *task = start_task("mapper", shm_mapper, g, 1, mode);
+    mk_msg_t m = {.label = 1, .ncaps = 1, .caps = {shm}};
+    ck_assert_int_eq(mk_call(ep, &m, 5000 * MS), MK_OK);
+    ck_assert_uint_eq(m.words, 2);
+    *size = m.mr[1];
+    return (void *)(uintptr_t)m.mr[0];
+}
+
+START_TEST(test_dead_task_mappings_go)
+{
+    size_t before = sim_shm_mappings(), size;
+    mk_cap_t task;
+    uint8_t *p = start_mapper(NULL, &task, &size);
+    ck_assert_uint_eq(sim_shm_mappings(), before + 1);
+    ck_assert(mapped(p));
+    ck_assert_uint_eq(p[0], 42);
+    ck_assert_int_eq(mk_task_kill(task, 9), MK_OK);
+    ck_assert_int_eq(mk_task_wait(task, NULL, 5000 * MS), MK_OK);
+    ck_assert(mappings_become(before));
+    ck_assert(!mapped(p));
+}
+END_TEST
+
+START_TEST(test_dead_task_mappings_stay_while_it_runs)
+{
+    size_t before = sim_shm_mappings(), size;
+    mk_cap_t task;
+    atomic_store(&mapper_spin, 1);
+    uint8_t *p = start_mapper("spin", &task, &size);
+    ck_assert_int_eq(mk_task_kill(task, 9), MK_OK);
+    ck_assert_int_eq(mk_task_wait(task, NULL, 5000 * MS), MK_OK);
+    usleep(50000); /* its thread still reads the mapping: it must not vanish */
+    ck_assert_uint_eq(sim_shm_mappings(), before + 1);
+    ck_assert(mapped(p));
+    atomic_store(&mapper_spin, 0);
+    ck_assert(mappings_become(before));
+    ck_assert(!mapped(p));
+}
+END_TEST
+
+static int foreign_unmapper(int argc, char **argv)
+{
+    (void)argc;
+    void *addr = (void *)(uintptr_t)strtoull(argv[1], NULL, 16);
+    return mk_shm_unmap(addr, 4096) == MK_EINVAL ? 0 : 1;
+}
+
+START_TEST(test_unmap_only_own_mappings)
+{
+    mk_cap_t shm;
+    ck_assert_int_eq(mk_shm_create(4096, &shm), MK_OK);
+    uint8_t *p;
+    size_t size;
+    ck_assert_int_eq(mk_shm_map(shm, MK_RIGHT_READ | MK_RIGHT_WRITE, (void **)&p, &size), MK_OK);
+    size_t n = sim_shm_mappings();
+    static uint8_t not_shm[8192];
+    ck_assert_int_eq(mk_shm_unmap(NULL, size), MK_EINVAL);
+    ck_assert_int_eq(mk_shm_unmap(p, 0), MK_EINVAL);
+    ck_assert_int_eq(mk_shm_unmap(p, size + 4096), MK_EINVAL);
+    ck_assert_int_eq(mk_shm_unmap(not_shm, 4096), MK_EINVAL);
+    char arg[32];
+    snprintf(arg, sizeof arg, "%llx", (unsigned long long)(uintptr_t)p);
+    mk_cap_t task = start_task("thief", foreign_unmapper, NULL, 0, arg);
+    int status = -1;
+    ck_assert_int_eq(mk_task_wait(task, &status, 5000 * MS), MK_OK);
+    ck_assert_int_eq(status, 0);
+    /* Nothing changed: still mapped and recorded. */
+    ck_assert_uint_eq(sim_shm_mappings(), n);
+    p[0] = 1;
+    ck_assert_int_eq(mk_shm_unmap(p, size), MK_OK);
+    ck_assert_uint_eq(sim_shm_mappings(), n - 1);
+    ck_assert_int_eq(mk_shm_unmap(p, size), MK_EINVAL); /* only once */
 }
 END_TEST
 
@@ -949,6 +1090,9 @@ static Suite *kernel_suite(void)
     tcase_add_test(tc, test_many_clients);
     tcase_add_test(tc, test_threads_and_tasks);
     tcase_add_test(tc, test_death_notices);
+    tcase_add_test(tc, test_dead_task_mappings_go);
+    tcase_add_test(tc, test_dead_task_mappings_stay_while_it_runs);
+    tcase_add_test(tc, test_unmap_only_own_mappings);
     suite_add_tcase(s, tc);
     TCase *ta = tcase_create("attach");
     tcase_add_checked_fixture(ta, setup, teardown);

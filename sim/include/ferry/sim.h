@@ -57,6 +57,8 @@ uint32_t sim_count_caps(void);
 /* The kernel object slot a capability of the caller refers to (0 if none):
  * lets tests arrange for an object slot to be reused. */
 uint32_t sim_cap_object_index(mk_cap_t cap);
+/* The number of shared-memory mappings that tasks of this process hold. */
+size_t sim_shm_mappings(void);
 
 #ifdef __cplusplus
 }

@@ -228,6 +228,9 @@ mk_err_t mk_shm_create(size_t size, mk_cap_t *out);
  * MK_RIGHT_READ | MK_RIGHT_WRITE; the capability must hold them. A
  * read-only mapping really is read-only: a write faults. */
 mk_err_t mk_shm_map(mk_cap_t shm, uint32_t rights, void **addr, size_t *size);
+/* Take back a mapping the calling task made: addr and size as mk_shm_map
+ * gave them (MK_EINVAL otherwise, and nothing changes). A task's mappings
+ * go with it when it dies, once none of its threads runs any more. */
 mk_err_t mk_shm_unmap(void *addr, size_t size);
 
 /* ---- Tasks and threads --------------------------------------------------- */
