@@ -22,6 +22,16 @@
  *    counted and the driver keeps working; bad rx_free descriptors are
  *    skipped;
  *  - with no RX buffers lent, frames are counted in rx_dropped;
+ *  - client death: a client task that opened a session and moved frames is
+ *    killed, or returns without close, or is killed while writing garbage
+ *    into every index, slot and header field of its region and signalling:
+ *    the driver (death notices) ends the session by itself (counted as
+ *    reaped, not closed), deletes its capabilities and mapping (the
+ *    client's shared memory and notification objects are freed, no mapping
+ *    is left), survives the garbage, and the next client opens generation
+ *    2 with fresh counters and reaches 10.0.2.2 (ARP, ping); the death of a
+ *    client without a session leaves the open one alone; probe never
+ *    blocks and reports MK_EDEAD once the driver is gone;
  *  - a bad argument or a forward port already in use ends the driver with a
  *    non-zero status.
  *
@@ -60,9 +70,10 @@ static const uint8_t mac_slirp[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
 static const uint8_t guest6[16] = {0xfe, 0xc0, [15] = 0x15}; /* our IPv6 address */
 static const uint8_t host6[16] = {0xfe, 0xc0, [15] = 2};     /* slirp's host alias */
 
-static mk_cap_t drv_ep;   /* send capability to the driver's endpoint */
-static mk_cap_t drv_task; /* the driver task */
-static uint16_t fwd_port; /* host side of the driver's TCP forward */
+static mk_cap_t drv_ep;      /* send capability to the driver's endpoint (badge 1) */
+static mk_cap_t drv_ep_root; /* the endpoint with all rights, to give other badges */
+static mk_cap_t drv_task;    /* the driver task */
+static uint16_t fwd_port;    /* host side of the driver's TCP forward */
 
 /* ---- Fixture: the driver as a task ---------------------------------------------- */
 
@@ -91,6 +102,7 @@ static mk_cap_t start_driver(const char *const *args, int nargs, mk_cap_t *ep_ou
     for (int i = 0; i < nargs && i < 6; i++)
         argv[i + 1] = (char *)args[i];
     ck_assert_int_eq(mk_task_start(task, nic_slirp_main, nargs + 1, argv), MK_OK);
+    drv_ep_root = ep;
     return task;
 }
 
@@ -112,6 +124,7 @@ static void teardown(void)
 /* ---- The client side of a session (what netsrv does) ---------------------------- */
 
 typedef struct client {
+    mk_cap_t ep; /* the driver's endpoint in the client's task (drv_ep for the test) */
     nic_layout_t l;
     ring_region_t data;
     mk_cap_t shm, ntfn, drv_signal;
@@ -129,6 +142,7 @@ typedef struct client {
 static void client_init(client_t *c, size_t shm_size, bool fill_rx)
 {
     memset(c, 0, sizeof *c);
+    c->ep = drv_ep;
     ck_assert_int_eq(nic_layout(NBUFS, BUFSZ, &c->l), 0);
     c->data = nic_data_region(&c->l);
     if (shm_size == 0)
@@ -167,7 +181,7 @@ static void client_init(client_t *c, size_t shm_size, bool fill_rx)
 static int32_t client_open_with(client_t *c, mk_cap_t region, mk_cap_t signal, uint32_t nbufs,
                                 uint32_t buf_size)
 {
-    return nic_open(drv_ep, CALL_TIMEOUT, region, signal, nbufs, buf_size, &c->drv_signal, &c->gen);
+    return nic_open(c->ep, CALL_TIMEOUT, region, signal, nbufs, buf_size, &c->drv_signal, &c->gen);
 }
 
 static void client_open(client_t *c, bool fill_rx)
@@ -184,7 +198,7 @@ static void client_open(client_t *c, bool fill_rx)
 static nic_stats_t client_stats(client_t *c)
 {
     nic_stats_t st;
-    ck_assert_int_eq(nic_get_stats(drv_ep, CALL_TIMEOUT, c->gen, &st), 0);
+    ck_assert_int_eq(nic_get_stats(c->ep, CALL_TIMEOUT, c->gen, &st), 0);
     return st;
 }
 
@@ -745,6 +759,335 @@ START_TEST(test_rx_dropped)
 }
 END_TEST
 
+/* ---- Client death ------------------------------------------------------------------ */
+
+/* A client task that opens a session, moves frames (ARP for 10.0.2.2 and its
+ * reply), then, by mode: waits to be killed, returns without close, or
+ * scribbles over its rings while signalling until it is killed. It never
+ * closes. Its ck_asserts run only while it is alive; after its death it
+ * only returns. */
+enum victim_mode { VICTIM_HOLD, VICTIM_EXIT, VICTIM_SCRIBBLE };
+
+#define VICTIM_SCRIBBLES_MAX 2000000u /* bound of the scribble loop (it is killed long before) */
+
+static struct {
+    enum victim_mode mode;
+    client_t c;
+    _Atomic int stage; /* 1: session open and frames moved; 2: scribbling */
+    _Atomic int go;    /* set by the test: VICTIM_EXIT may return now */
+    _Atomic uint32_t scribbles;
+} victim;
+
+/* Garbage into every shared index, slot and header field of the region,
+ * then a signal to the driver; until the signal fails (the task is dead). */
+static int victim_scribble(client_t *c)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    size_t qs[4] = {c->l.rx_free, c->l.rx_active, c->l.tx_active, c->l.tx_free};
+    for (uint32_t i = 0; i < VICTIM_SCRIBBLES_MAX; i++) {
+        x ^= x << 13; /* xorshift64 */
+        x ^= x >> 7;
+        x ^= x << 17;
+        ring_queue_t *q = nic_queue(c->base, qs[x & 3]);
+        uint32_t r = (uint32_t)(x >> 32);
+        switch ((x >> 2) & 7) {
+        case 0:
+            atomic_store(&q->tail, r);
+            break;
+        case 1:
+            atomic_store(&q->head, r);
+            break;
+        case 2:
+            atomic_store(&q->tail, atomic_load(&q->head) + (r & 31));
+            break;
+        case 3:
+            atomic_store(&q->signal_wanted, r);
+            break;
+        case 4:
+            ((nic_region_hdr_t *)c->base)->magic = r;
+            break;
+        default:
+            atomic_store(&q->slot[r % NBUFS].offset, (uint32_t)x);
+            atomic_store(&q->slot[r % NBUFS].len, r >> 20);
+            break;
+        }
+        atomic_store(&victim.scribbles, i + 1);
+        atomic_store(&victim.stage, 2);
+        if (mk_signal(c->drv_signal) != MK_OK)
+            return 0; /* killed */
+    }
+    return 0;
+}
+
+static int victim_main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    client_t *c = &victim.c;
+    mk_cap_t ep;
+    if (mk_cap_lookup("nic", &ep) != MK_OK)
+        return 10;
+    client_init(c, 0, true);
+    c->ep = ep;
+    ck_assert_int_eq(client_open_with(c, c->shm, c->ntfn, NBUFS, BUFSZ), 0);
+    uint8_t f[128], r[2048];
+    size_t n = fr_arp_request(f, GUEST4, HOST4);
+    client_send(c, f, n);
+    ck_assert_uint_gt(client_expect(c, is_arp_reply_from, HOST4, r, 3000 * MS), 0);
+    atomic_store(&victim.stage, 1);
+    uint64_t end = mk_time_ns() + 10000 * MS;
+    if (victim.mode == VICTIM_EXIT) {
+        while (!atomic_load(&victim.go) && mk_time_ns() < end)
+            mk_sleep_ns(1 * MS);
+        return 0; /* dies without close */
+    }
+    if (victim.mode == VICTIM_SCRIBBLE) {
+        /* Echo requests whose replies arrive while the rings are garbage. */
+        for (uint16_t seq = 1; seq <= NBUFS / 2; seq++) {
+            n = fr_icmp4_echo(f, mac_slirp, GUEST4, HOST4, 0x7777, seq, 56);
+            client_send(c, f, n);
+        }
+        return victim_scribble(c);
+    }
+    while (mk_time_ns() < end) {
+        mk_word_t bits;
+        mk_err_t e = mk_wait(c->ntfn, &bits, 100 * MS);
+        if (e != MK_OK && e != MK_ETIMEDOUT)
+            return 0; /* killed */
+    }
+    return 0;
+}
+
+/* Start a task with a send capability of `badge` to the driver's endpoint
+ * (named "nic"), running `fn`. */
+static mk_cap_t start_client_task(const char *name, mk_badge_t badge, mk_task_main_t fn)
+{
+    mk_cap_t task;
+    ck_assert_int_eq(mk_task_create(name, &task), MK_OK);
+    ck_assert_int_eq(
+        mk_task_give(task, drv_ep_root, MK_RIGHT_SEND | MK_RIGHT_GRANT, badge, "nic", NULL), MK_OK);
+    char *argv[] = {(char *)name};
+    ck_assert_int_eq(mk_task_start(task, fn, 1, argv), MK_OK);
+    return task;
+}
+
+static nic_driver_stats_t driver_stats(void)
+{
+    nic_driver_stats_t st;
+    ck_assert_int_eq(nic_get_driver_stats(drv_ep, CALL_TIMEOUT, &st), 0);
+    return st;
+}
+
+/* Wait until the driver's own counters satisfy a condition. */
+#define WAIT_DRIVER(st, cond)                                        \
+    do {                                                             \
+        for (int i_ = 0; i_ < 1000; i_++) {                          \
+            st = driver_stats();                                     \
+            if (cond)                                                \
+                break;                                               \
+            mk_sleep_ns(2 * MS);                                     \
+        }                                                            \
+        ck_assert_msg(cond, "driver stats never satisfied: " #cond); \
+    } while (0)
+
+/* Wait (bounded) until `get` returns `want`. */
+static void wait_count(size_t (*get)(void), size_t want, const char *what)
+{
+    size_t got = get();
+    for (int i = 0; i < 1000 && got != want; i++) {
+        mk_sleep_ns(2 * MS);
+        got = get();
+    }
+    ck_assert_msg(got == want, "%s: %zu, expected %zu", what, got, want);
+}
+
+static size_t shm_objects(void)
+{
+    return sim_count_objects(MK_OBJ_SHM);
+}
+
+static size_t ntfn_objects(void)
+{
+    return sim_count_objects(MK_OBJ_NOTIFICATION);
+}
+
+/* Notification objects while the driver serves and no client has a session
+ * (the driver's own). */
+static size_t ntfn_baseline(void)
+{
+    nic_info_t info;
+    ck_assert_int_eq(nic_get_info(drv_ep, CALL_TIMEOUT, &info), 0); /* the driver is set up */
+    return ntfn_objects();
+}
+
+/* The victim's session is open and has moved frames; the test's own open is
+ * refused meanwhile. */
+static void victim_run(enum victim_mode mode, mk_cap_t *task)
+{
+    ck_assert_uint_eq(shm_objects(), 0);
+    victim.mode = mode;
+    *task = start_client_task("victim", 2, victim_main);
+    uint64_t end = mk_time_ns() + 5000 * MS;
+    while (atomic_load(&victim.stage) < 1 && mk_time_ns() < end)
+        mk_sleep_ns(1 * MS);
+    ck_assert_msg(atomic_load(&victim.stage) >= 1, "the victim did not get its session going");
+    nic_driver_stats_t st = driver_stats();
+    ck_assert_uint_eq(st.session, 1);
+    ck_assert_uint_eq(st.opened, 1);
+    ck_assert_uint_eq(st.reaped + st.closed + st.client_deaths, 0);
+    client_t b;
+    client_init(&b, 0, true);
+    ck_assert_int_eq(client_open_with(&b, b.shm, b.ntfn, NBUFS, BUFSZ), NIC_EBUSY);
+    mk_cap_delete(b.shm);
+    mk_shm_unmap(b.base, b.size);
+    mk_cap_delete(b.ntfn);
+}
+
+/* After the victim died: the driver ended its session by itself (counted as
+ * reaped, not closed), let go of the region and the capabilities (the
+ * victim's shared memory and notification objects are freed, no mapping is
+ * left), and a new client opens generation 2 with fresh counters and
+ * reaches 10.0.2.2 (ARP, ping). */
+static void after_victim(size_t ntfn_before)
+{
+    nic_driver_stats_t st;
+    WAIT_DRIVER(st, st.reaped == 1);
+    ck_assert_uint_eq(st.session, 0);
+    ck_assert_uint_eq(st.closed, 0);
+    ck_assert_uint_eq(st.client_deaths, 1);
+    wait_count(shm_objects, 0, "shared memory objects after the reap");
+    wait_count(ntfn_objects, ntfn_before, "notification objects after the reap");
+    wait_count(sim_shm_mappings, 0, "mappings after the reap");
+
+    client_t c;
+    client_open(&c, true);
+    ck_assert_uint_eq(c.gen, 2);
+    nic_stats_t ns;
+    ck_assert_int_eq(nic_get_stats(drv_ep, CALL_TIMEOUT, 1, &ns), NIC_ESTALE);
+    ns = client_stats(&c);
+    ck_assert_uint_eq(ns.tx_frames + ns.tx_rejected + ns.tx_filtered + ns.ring_errors, 0);
+    uint8_t f[256], r[2048];
+    size_t n = fr_arp_request(f, GUEST4, HOST4);
+    client_send(&c, f, n);
+    ck_assert_msg(client_expect(&c, is_arp_reply_from, HOST4, r, 3000 * MS) > 0,
+                  "no ARP reply in the new session");
+    n = fr_icmp4_echo(f, mac_slirp, GUEST4, HOST4, 0x5151, 1, 56);
+    client_send(&c, f, n);
+    ck_assert_msg(client_expect(&c, is_echo_reply, 0x5151, r, 3000 * MS) > 0,
+                  "no echo reply from 10.0.2.2 in the new session");
+    WAIT_STATS(&c, ns, ns.tx_frames == 2);
+    ck_assert_uint_eq(ns.ring_errors, 0);
+    st = driver_stats();
+    ck_assert_uint_eq(st.session, 2);
+    ck_assert_uint_eq(st.opened, 2);
+    ck_assert_int_eq(nic_close(drv_ep, CALL_TIMEOUT, 2), 0);
+    ck_assert_uint_eq(driver_stats().closed, 1);
+}
+
+START_TEST(test_client_killed)
+{
+    size_t ntfn_before = ntfn_baseline();
+    mk_cap_t task;
+    victim_run(VICTIM_HOLD, &task);
+    ck_assert_int_eq(mk_task_kill(task, 9), MK_OK);
+    int status = 0;
+    ck_assert_int_eq(mk_task_wait(task, &status, CALL_TIMEOUT), MK_OK);
+    ck_assert_int_eq(status, 9);
+    after_victim(ntfn_before);
+}
+END_TEST
+
+START_TEST(test_client_exits_without_close)
+{
+    size_t ntfn_before = ntfn_baseline();
+    mk_cap_t task;
+    victim_run(VICTIM_EXIT, &task);
+    atomic_store(&victim.go, 1);
+    int status = -1;
+    ck_assert_int_eq(mk_task_wait(task, &status, CALL_TIMEOUT), MK_OK);
+    ck_assert_int_eq(status, 0);
+    after_victim(ntfn_before);
+}
+END_TEST
+
+/* The client dies while it writes garbage into every index, slot and the
+ * header of its region and keeps signalling: the driver counts what it
+ * sees, never crashes, ends the session at the death notice, and the next
+ * client works. */
+START_TEST(test_client_dies_scribbling)
+{
+    size_t ntfn_before = ntfn_baseline();
+    mk_cap_t task;
+    victim_run(VICTIM_SCRIBBLE, &task);
+    uint64_t end = mk_time_ns() + 5000 * MS;
+    while (atomic_load(&victim.scribbles) < 20000 && mk_time_ns() < end)
+        mk_sleep_ns(1 * MS);
+    ck_assert_uint_ge(atomic_load(&victim.scribbles), 20000);
+    /* The driver meets the garbage (impossible indices, bad descriptors)
+     * and counts it. */
+    nic_stats_t ns;
+    for (int i = 0; i < 2500; i++) {
+        ck_assert_int_eq(nic_get_stats(drv_ep, CALL_TIMEOUT, 1, &ns), 0);
+        if (ns.ring_errors + ns.tx_rejected >= 10)
+            break;
+        mk_sleep_ns(2 * MS);
+    }
+    ck_assert_uint_ge(ns.ring_errors + ns.tx_rejected, 10);
+    ck_assert_int_eq(mk_task_kill(task, 9), MK_OK); /* mid-scribble */
+    ck_assert_int_eq(mk_task_wait(task, NULL, CALL_TIMEOUT), MK_OK);
+    after_victim(ntfn_before);
+    ck_assert_int_eq(mk_task_wait(drv_task, NULL, MK_NOWAIT), MK_ETIMEDOUT); /* still running */
+}
+END_TEST
+
+static int bystander_main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return 0; /* holds a badged capability and dies at once */
+}
+
+/* A client that dies without a session (another badge) does not touch the
+ * open one; the death is counted. */
+START_TEST(test_other_client_dies)
+{
+    client_t c;
+    client_open(&c, true);
+    mk_cap_t task = start_client_task("bystander", 3, bystander_main);
+    ck_assert_int_eq(mk_task_wait(task, NULL, CALL_TIMEOUT), MK_OK);
+    nic_driver_stats_t st;
+    WAIT_DRIVER(st, st.client_deaths == 1);
+    ck_assert_uint_eq(st.reaped, 0);
+    ck_assert_uint_eq(st.session, c.gen);
+    uint8_t f[128], r[2048];
+    size_t n = fr_arp_request(f, GUEST4, HOST4);
+    client_send(&c, f, n);
+    ck_assert_uint_gt(client_expect(&c, is_arp_reply_from, HOST4, r, 3000 * MS), 0);
+    nic_stats_t ns;
+    ck_assert_int_eq(nic_get_stats(drv_ep, CALL_TIMEOUT, c.gen, &ns), 0);
+}
+END_TEST
+
+/* probe: one-way, no effect, never blocks; MK_EDEAD once the driver is gone. */
+START_TEST(test_probe)
+{
+    for (int i = 0; i < 100; i++) {
+        mk_err_t e = nic_probe(drv_ep, MK_NOWAIT);
+        ck_assert_msg(e == MK_OK || e == MK_ETIMEDOUT, "probe: %s", mk_strerror(e));
+    }
+    nic_info_t info;
+    ck_assert_int_eq(nic_get_info(drv_ep, CALL_TIMEOUT, &info), 0);
+    ck_assert_uint_eq(driver_stats().opened, 0);
+    /* The driver task's death takes its endpoint (nobody else may receive on
+     * it once the test drops its own copy). */
+    ck_assert_int_eq(mk_cap_delete(drv_ep_root), MK_OK);
+    ck_assert_int_eq(mk_task_kill(drv_task, 9), MK_OK);
+    ck_assert_int_eq(mk_task_wait(drv_task, NULL, CALL_TIMEOUT), MK_OK);
+    ck_assert_int_eq(nic_probe(drv_ep, MK_NOWAIT), MK_EDEAD);
+    ck_assert_int_eq(nic_get_info(drv_ep, CALL_TIMEOUT, &info), MK_EDEAD);
+}
+END_TEST
+
 /* ---- Start-up failures (no fixture driver) ------------------------------------------ */
 
 static void setup_bare(void)
@@ -809,6 +1152,15 @@ static Suite *nic_suite(void)
     tcase_add_test(tc, test_hostile_rx_free);
     tcase_add_test(tc, test_rx_dropped);
     suite_add_tcase(s, tc);
+    TCase *td = tcase_create("death");
+    tcase_add_checked_fixture(td, setup, teardown);
+    tcase_set_timeout(td, 30);
+    tcase_add_test(td, test_client_killed);
+    tcase_add_test(td, test_client_exits_without_close);
+    tcase_add_test(td, test_client_dies_scribbling);
+    tcase_add_test(td, test_other_client_dies);
+    tcase_add_test(td, test_probe);
+    suite_add_tcase(s, td);
     TCase *ts = tcase_create("startup");
     tcase_add_checked_fixture(ts, setup_bare, teardown);
     tcase_set_timeout(ts, 30);

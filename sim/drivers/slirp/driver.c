@@ -6,6 +6,14 @@
  * and changes nothing) before it is carried out. The frames themselves never
  * pass here: they go through the region's rings to and from the wire thread
  * (wire.c), which owns libslirp. Threads and ownership: drv.h.
+ *
+ * Client death: the driver registers for death notices on its endpoint
+ * (mk_ep_death_ntfn). When the task that opened the session dies (the
+ * kernel reports the badge of its capability), the session ends exactly as
+ * a close would: the wire thread lets go of the rings, the region is
+ * unmapped and the session's capabilities deleted, so the next client can
+ * open. The notification bound to this thread carries both kinds of news:
+ * DRV_SIG_RING (a client's ring signal) and DRV_SIG_DEATH (death notices).
  */
 #include "drv.h"
 #include "nic_slirp.h"
@@ -16,6 +24,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Badges of the capabilities that signal our notification. */
+#define DRV_SIG_RING 1u  /* driver_signal, handed to the client in open */
+#define DRV_SIG_DEATH 2u /* death notices of the endpoint's clients */
+
+#define DRV_DEAD_BATCH 32u  /* badges taken per mk_ep_dead_badges */
+#define DRV_DEAD_ROUNDS 64u /* bound per wake-up: the kernel queue holds 1024 */
+
 typedef struct drv {
     slirp_args_t args;
     mk_cap_t ep;            /* our endpoint */
@@ -23,7 +38,10 @@ typedef struct drv {
     uint32_t generation;    /* of the last session opened */
     drv_session_t *session; /* the open session, or NULL */
     wire_t *wire;
+    nic_driver_stats_t st; /* over the driver's life (session: kept current) */
 } drv_t;
+
+static void drv_reap(drv_t *d);
 
 /* ---- get_info ------------------------------------------------------------------ */
 
@@ -84,6 +102,8 @@ static bool open_header_ok(const uint8_t *base, const nic_layout_t *l)
 static int32_t open_decode(drv_t *d, mk_cap_t region, mk_cap_t client_signal, uint32_t nbufs,
                            uint32_t buf_size, open_req_t *req)
 {
+    if (d->session != NULL)
+        drv_reap(d); /* its owner may have died a moment ago: notices first */
     if (d->session != NULL) {
         mk_log("open refused: session %u is open", d->session->generation);
         return NIC_EBUSY;
@@ -135,7 +155,6 @@ static int32_t drv_open(void *ctx, const mk_recv_info_t *info, mk_cap_t region,
                         mk_cap_t client_signal, uint32_t nbufs, uint32_t buf_size,
                         mk_cap_t *driver_signal, uint32_t *generation)
 {
-    (void)info;
     drv_t *d = ctx;
     open_req_t req = {0};
     drv_session_t *s = NULL;
@@ -149,11 +168,12 @@ static int32_t drv_open(void *ctx, const mk_recv_info_t *info, mk_cap_t region,
                              .base = req.base,
                              .map_size = req.map_size,
                              .region = region,
-                             .client_signal = client_signal};
+                             .client_signal = client_signal,
+                             .owner = info->badge};
         st = open_attach_rings(s);
     }
-    if (st == 0 &&
-        mk_cap_mint(d->ntfn, MK_RIGHT_SEND | MK_RIGHT_GRANT, 1, &s->driver_signal) != MK_OK)
+    if (st == 0 && mk_cap_mint(d->ntfn, MK_RIGHT_SEND | MK_RIGHT_GRANT, DRV_SIG_RING,
+                               &s->driver_signal) != MK_OK)
         st = NIC_ENOMEM;
     if (st == 0 && wire_attach(d->wire, s) != 0) {
         mk_cap_delete(s->driver_signal);
@@ -169,14 +189,21 @@ static int32_t drv_open(void *ctx, const mk_recv_info_t *info, mk_cap_t region,
     }
     d->generation = s->generation;
     d->session = s;
+    d->st.session = s->generation;
+    d->st.opened++;
     *driver_signal = s->driver_signal;
     *generation = s->generation;
     mk_log("session %u open: %u buffers of %u bytes per direction", s->generation, nbufs, buf_size);
+    if (s->owner == 0)
+        mk_log("session %u: the client's capability is unbadged: its death cannot be noticed "
+               "(only close ends this session)",
+               s->generation);
     return 0;
 }
 
 /* ---- close, get_stats ------------------------------------------------------------- */
 
+/* Take the session back from the wire thread and unmap its region. */
 static void drv_session_end(drv_t *d)
 {
     drv_session_t *s = d->session;
@@ -188,18 +215,18 @@ static void drv_session_end(drv_t *d)
         free(s);
     }
     d->session = NULL;
+    d->st.session = 0;
 }
 
-static int32_t drv_close(void *ctx, const mk_recv_info_t *info, uint32_t generation)
+/* End the open session (close, or its client died): log its counters, stop
+ * using the region, delete the capabilities it brought and the one minted
+ * for it. Afterwards the driver holds nothing of it. */
+static void drv_session_close(drv_t *d, const char *why)
 {
-    (void)info;
-    drv_t *d = ctx;
     drv_session_t *s = d->session;
-    if (s == NULL || s->generation != generation)
-        return NIC_ESTALE;
-    mk_log("session %u closed: rx %llu frames (%llu dropped), tx %llu frames (%llu rejected, "
+    mk_log("session %u %s: rx %llu frames (%llu dropped), tx %llu frames (%llu rejected, "
            "%llu filtered), %llu ring errors",
-           s->generation, (unsigned long long)drv_counter(&s->c.rx_frames),
+           s->generation, why, (unsigned long long)drv_counter(&s->c.rx_frames),
            (unsigned long long)drv_counter(&s->c.rx_dropped),
            (unsigned long long)drv_counter(&s->c.tx_frames),
            (unsigned long long)drv_counter(&s->c.tx_rejected),
@@ -209,7 +236,45 @@ static int32_t drv_close(void *ctx, const mk_recv_info_t *info, uint32_t generat
     drv_session_end(d);
     for (int i = 0; i < 3; i++)
         mk_cap_delete(caps[i]);
+}
+
+static int32_t drv_close(void *ctx, const mk_recv_info_t *info, uint32_t generation)
+{
+    (void)info;
+    drv_t *d = ctx;
+    drv_session_t *s = d->session;
+    if (s == NULL || s->generation != generation)
+        return NIC_ESTALE;
+    drv_session_close(d, "closed");
+    d->st.closed++;
     return 0;
+}
+
+/* ---- Client death ----------------------------------------------------------------- */
+
+/* Take the queued death notices (bounded); end the session if its opener
+ * is among the dead. A badge is one client: every task holding it counts
+ * as that client. */
+static void drv_reap(drv_t *d)
+{
+    for (uint32_t round = 0; round < DRV_DEAD_ROUNDS; round++) {
+        mk_badge_t dead[DRV_DEAD_BATCH];
+        uint32_t n = 0;
+        mk_err_t e = mk_ep_dead_badges(d->ep, dead, DRV_DEAD_BATCH, &n);
+        if (e != MK_OK || n == 0)
+            return;
+        for (uint32_t i = 0; i < n && i < DRV_DEAD_BATCH; i++) {
+            d->st.client_deaths++;
+            drv_session_t *s = d->session;
+            if (s == NULL || s->owner == 0 || s->owner != dead[i])
+                continue; /* a client without the session */
+            char why[64];
+            snprintf(why, sizeof why, "ended: its client (badge %llu) died",
+                     (unsigned long long)dead[i]);
+            drv_session_close(d, why);
+            d->st.reaped++;
+        }
+    }
 }
 
 static int32_t drv_get_stats(void *ctx, const mk_recv_info_t *info, uint32_t generation,
@@ -232,11 +297,27 @@ static int32_t drv_get_stats(void *ctx, const mk_recv_info_t *info, uint32_t gen
     return 0;
 }
 
+static void drv_probe(void *ctx, const mk_recv_info_t *info)
+{
+    (void)ctx; /* a client checking that we are alive: nothing to do */
+    (void)info;
+}
+
+static int32_t drv_get_driver_stats(void *ctx, const mk_recv_info_t *info, nic_driver_stats_t *st)
+{
+    (void)info;
+    const drv_t *d = ctx;
+    *st = d->st;
+    return 0;
+}
+
 static const nic_ops_t drv_ops = {
     .get_info = drv_get_info,
     .open = drv_open,
     .close = drv_close,
     .get_stats = drv_get_stats,
+    .probe = drv_probe,
+    .get_driver_stats = drv_get_driver_stats,
 };
 
 /* ---- main ----------------------------------------------------------------------- */
@@ -253,6 +334,11 @@ static int drv_setup(drv_t *d)
         mk_log("cannot set up the notification: %s", mk_strerror(e));
         return -1;
     }
+    mk_cap_t death;
+    if ((e = mk_cap_mint(d->ntfn, MK_RIGHT_SEND, DRV_SIG_DEATH, &death)) != MK_OK ||
+        (e = mk_ep_death_ntfn(d->ep, death)) != MK_OK)
+        mk_log("no death notices (%s): a client that dies without close keeps its session",
+               mk_strerror(e));
     d->wire = wire_start(&d->args);
     return d->wire ? 0 : -1;
 }
@@ -268,7 +354,10 @@ static mk_err_t drv_serve(drv_t *d)
         if (e != MK_OK)
             return e;
         if (info.notification) {
-            wire_kick(d->wire); /* ring signal from the client */
+            if (info.badge & DRV_SIG_DEATH)
+                drv_reap(d);
+            if (info.badge & ~(mk_word_t)DRV_SIG_DEATH)
+                wire_kick(d->wire); /* ring signal from the client */
             continue;
         }
         reply = nic_dispatch(&drv_ops, d, &info, &m);

@@ -7,8 +7,10 @@
  *  control thread (the task's first thread, driver.c): receives on the
  *    endpoint with mk_reply_recv and serves nic.idl through nic_dispatch();
  *    the driver's notification is bound to it, so a client's ring signal ends
- *    its mk_reply_recv and it forwards it with wire_kick(). It validates,
- *    maps and unmaps regions and creates and frees drv_session_t, but
+ *    its mk_reply_recv and it forwards it with wire_kick(); a death notice
+ *    (the session's client died) ends it too, and this thread then ends the
+ *    session as close would. It validates, maps and unmaps regions and
+ *    creates and frees drv_session_t, but
  *    between wire_attach() and wire_detach() it touches nothing of the
  *    session except `generation` (constant) and the counters (atomic loads).
  *    It never touches the Slirp instance.
@@ -65,6 +67,7 @@ typedef struct drv_session {
     mk_cap_t region;        /* the client's region capability */
     mk_cap_t client_signal; /* signals the client's notification */
     mk_cap_t driver_signal; /* the copy handed to the client (deleted at close) */
+    mk_badge_t owner;       /* badge of the client that opened it (its death ends it) */
 
     /* Wire thread only, between attach and detach. */
     ring_cons_t rx_free;    /* empty RX buffers from the client */
