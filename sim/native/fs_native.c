@@ -8,11 +8,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ferry/socket.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 _Static_assert(FS_AF_INET == AF_INET && FS_AF_INET6 == AF_INET6, "constants");
@@ -26,6 +30,30 @@ _Static_assert(FS_POLLIN == POLLIN && FS_POLLOUT == POLLOUT && FS_POLLERR == POL
                FS_POLLNVAL == POLLNVAL && FS_POLLRDHUP == POLLRDHUP, "constants");
 _Static_assert(FS_MSG_DONTWAIT == MSG_DONTWAIT && FS_MSG_NOSIGNAL == MSG_NOSIGNAL && FS_O_NONBLOCK == O_NONBLOCK &&
                FS_F_GETFL == F_GETFL && FS_F_SETFL == F_SETFL, "constants");
+_Static_assert(FS_MSG_OOB == MSG_OOB && FS_MSG_PEEK == MSG_PEEK && FS_MSG_TRUNC == MSG_TRUNC &&
+               FS_MSG_WAITALL == MSG_WAITALL && FS_SO_RCVTIMEO == SO_RCVTIMEO && FS_SO_SNDTIMEO == SO_SNDTIMEO,
+               "constants");
+_Static_assert(FS_EPOLLIN == EPOLLIN && FS_EPOLLPRI == EPOLLPRI && FS_EPOLLOUT == EPOLLOUT && FS_EPOLLERR == EPOLLERR &&
+               FS_EPOLLHUP == EPOLLHUP && FS_EPOLLRDNORM == EPOLLRDNORM && FS_EPOLLRDBAND == EPOLLRDBAND &&
+               FS_EPOLLWRNORM == EPOLLWRNORM && FS_EPOLLWRBAND == EPOLLWRBAND && FS_EPOLLMSG == EPOLLMSG &&
+               FS_EPOLLRDHUP == EPOLLRDHUP && FS_EPOLLEXCLUSIVE == EPOLLEXCLUSIVE && FS_EPOLLWAKEUP == EPOLLWAKEUP &&
+               FS_EPOLLONESHOT == EPOLLONESHOT && FS_EPOLLET == (uint32_t)EPOLLET, "constants");
+_Static_assert(FS_EPOLL_CTL_ADD == EPOLL_CTL_ADD && FS_EPOLL_CTL_DEL == EPOLL_CTL_DEL &&
+               FS_EPOLL_CTL_MOD == EPOLL_CTL_MOD && FS_EPOLL_CLOEXEC == EPOLL_CLOEXEC, "constants");
+_Static_assert(sizeof(struct fs_epoll_event) == sizeof(struct epoll_event) &&
+               offsetof(struct fs_epoll_event, data) == offsetof(struct epoll_event, data), "layout");
+_Static_assert(sizeof(struct fs_timeval) == sizeof(struct timeval) &&
+               offsetof(struct fs_timeval, tv_usec) == offsetof(struct timeval, tv_usec), "layout");
+_Static_assert(sizeof(struct fs_iovec) == sizeof(struct iovec) &&
+               offsetof(struct fs_iovec, iov_len) == offsetof(struct iovec, iov_len), "layout");
+_Static_assert(sizeof(struct fs_msghdr) == sizeof(struct msghdr) &&
+               offsetof(struct fs_msghdr, msg_namelen) == offsetof(struct msghdr, msg_namelen) &&
+               offsetof(struct fs_msghdr, msg_iov) == offsetof(struct msghdr, msg_iov) &&
+               offsetof(struct fs_msghdr, msg_iovlen) == offsetof(struct msghdr, msg_iovlen) &&
+               offsetof(struct fs_msghdr, msg_control) == offsetof(struct msghdr, msg_control) &&
+               offsetof(struct fs_msghdr, msg_controllen) == offsetof(struct msghdr, msg_controllen) &&
+               offsetof(struct fs_msghdr, msg_flags) == offsetof(struct msghdr, msg_flags), "layout");
+_Static_assert(FS_IOV_MAX == IOV_MAX, "constants");
 _Static_assert(FS_SHUT_RD == SHUT_RD && FS_SHUT_WR == SHUT_WR && FS_SHUT_RDWR == SHUT_RDWR, "constants");
 _Static_assert(sizeof(struct fs_sockaddr_in) == sizeof(struct sockaddr_in) &&
                offsetof(struct fs_sockaddr_in, sin_port) == offsetof(struct sockaddr_in, sin_port) &&
@@ -52,6 +80,13 @@ int fs_session_close(void)
     return 0; /* sockets are the process's own on Linux */
 }
 
+int fs_session_stats(struct fs_session_stats *out)
+{
+    (void)out;
+    errno = ENOSYS; /* Linux keeps no such counters */
+    return -1;
+}
+
 int fs_socket(int domain, int type, int protocol) { return socket(domain, type | SOCK_CLOEXEC, protocol); }
 int fs_bind(int fd, const struct fs_sockaddr *a, fs_socklen_t len) { return bind(fd, (const void *)a, len); }
 int fs_listen(int fd, int backlog) { return listen(fd, backlog); }
@@ -75,3 +110,17 @@ int fs_setsockopt(int fd, int lv, int nm, const void *v, fs_socklen_t l) { retur
 int fs_getsockopt(int fd, int lv, int nm, void *v, fs_socklen_t *l) { return getsockopt(fd, lv, nm, v, l); }
 int fs_fcntl(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 int fs_poll(struct fs_pollfd *fds, unsigned long n, int t) { return poll((struct pollfd *)fds, n, t); }
+fs_ssize_t fs_sendmsg(int fd, const struct fs_msghdr *m, int f)
+{
+    return sendmsg(fd, (const struct msghdr *)(const void *)m, f | MSG_NOSIGNAL);
+}
+fs_ssize_t fs_recvmsg(int fd, struct fs_msghdr *m, int f) { return recvmsg(fd, (struct msghdr *)(void *)m, f); }
+int fs_epoll_create1(int flags) { return epoll_create1(flags | EPOLL_CLOEXEC); }
+int fs_epoll_ctl(int epfd, int op, int fd, struct fs_epoll_event *e)
+{
+    return epoll_ctl(epfd, op, fd, (struct epoll_event *)(void *)e);
+}
+int fs_epoll_wait(int epfd, struct fs_epoll_event *ev, int max, int t)
+{
+    return epoll_wait(epfd, (struct epoll_event *)(void *)ev, max, t);
+}

@@ -45,6 +45,8 @@ typedef long fs_ssize_t;
 #define FS_SO_RCVBUF 8
 #define FS_SO_KEEPALIVE 9
 #define FS_SO_LINGER 13
+#define FS_SO_RCVTIMEO 20 /* struct fs_timeval; kept by libferrysock, never sent to netsrv */
+#define FS_SO_SNDTIMEO 21
 #define FS_TCP_NODELAY 1
 #define FS_IPV6_V6ONLY 26
 
@@ -52,8 +54,13 @@ typedef long fs_ssize_t;
 #define FS_SHUT_WR 1
 #define FS_SHUT_RDWR 2
 
+#define FS_MSG_OOB 0x01 /* not supported: EOPNOTSUPP */
+#define FS_MSG_PEEK 0x02
+#define FS_MSG_TRUNC 0x20
 #define FS_MSG_DONTWAIT 0x40
+#define FS_MSG_WAITALL 0x100
 #define FS_MSG_NOSIGNAL 0x4000
+#define FS_IOV_MAX 1024 /* most iovecs in one fs_sendmsg/fs_recvmsg, as Linux's UIO_MAXIOV */
 
 #define FS_POLLIN 0x001
 #define FS_POLLOUT 0x004
@@ -61,6 +68,26 @@ typedef long fs_ssize_t;
 #define FS_POLLHUP 0x010
 #define FS_POLLNVAL 0x020
 #define FS_POLLRDHUP 0x2000
+
+#define FS_EPOLLIN 0x001u
+#define FS_EPOLLPRI 0x002u /* accepted, never reported (no urgent data) */
+#define FS_EPOLLOUT 0x004u
+#define FS_EPOLLERR 0x008u /* always reported, need not be asked for */
+#define FS_EPOLLHUP 0x010u /* always reported, need not be asked for */
+#define FS_EPOLLRDNORM 0x040u
+#define FS_EPOLLRDBAND 0x080u /* accepted, never reported */
+#define FS_EPOLLWRNORM 0x100u
+#define FS_EPOLLWRBAND 0x200u /* accepted, never reported */
+#define FS_EPOLLMSG 0x400u    /* accepted, never reported */
+#define FS_EPOLLRDHUP 0x2000u
+#define FS_EPOLLEXCLUSIVE (1u << 28) /* accepted with ADD (one waiter per session anyway) */
+#define FS_EPOLLWAKEUP (1u << 29)    /* accepted, no effect */
+#define FS_EPOLLONESHOT (1u << 30)
+#define FS_EPOLLET (1u << 31)
+#define FS_EPOLL_CTL_ADD 1
+#define FS_EPOLL_CTL_DEL 2
+#define FS_EPOLL_CTL_MOD 3
+#define FS_EPOLL_CLOEXEC 02000000 /* accepted, no effect (no exec) */
 
 #define FS_F_GETFL 3
 #define FS_F_SETFL 4
@@ -113,11 +140,73 @@ struct fs_pollfd {
     short revents;
 };
 
+/* SO_RCVTIMEO / SO_SNDTIMEO, as Linux's struct timeval (the long-based
+ * one: 16 bytes on 64-bit systems, 8 on 32-bit ones). */
+struct fs_timeval {
+    long tv_sec;
+    long tv_usec;
+};
+
+/* fs_sendmsg / fs_recvmsg, Linux's struct iovec and struct msghdr. */
+struct fs_iovec {
+    void *iov_base;
+    size_t iov_len;
+};
+
+struct fs_msghdr {
+    void *msg_name;            /* address (UDP), or NULL */
+    fs_socklen_t msg_namelen;  /* in: its size; out (recvmsg): the address's size, 0 for TCP */
+    struct fs_iovec *msg_iov;
+    size_t msg_iovlen;         /* at most FS_IOV_MAX */
+    void *msg_control;         /* ancillary data: none supported (sendmsg: EINVAL) */
+    size_t msg_controllen;     /* recvmsg sets it to 0 */
+    int msg_flags;             /* recvmsg: FS_MSG_TRUNC if a datagram was longer */
+};
+
+/* fs_epoll_wait's events, Linux's epoll_data_t and struct epoll_event: the
+ * structure is packed on x86-64 (12 bytes, as Linux declares it there)
+ * and naturally aligned elsewhere (16 bytes). */
+typedef union fs_epoll_data {
+    void *ptr;
+    int fd;
+    uint32_t u32;
+    uint64_t u64;
+} fs_epoll_data_t;
+
+#if defined(__x86_64__)
+#define FS_EPOLL_PACKED __attribute__((packed))
+#else
+#define FS_EPOLL_PACKED
+#endif
+
+struct fs_epoll_event {
+    uint32_t events; /* FS_EPOLL* */
+    fs_epoll_data_t data;
+} FS_EPOLL_PACKED;
+
+/* Ferry only: what the calling thread's readiness machinery did (counts
+ * since its session opened; fs_session_stats). They let tests and tools
+ * check what a wait costs without timing it. */
+struct fs_session_stats {
+    uint64_t ready_bits;   /* ready bits taken from the region (sockets flagged by netsrv) */
+    uint64_t waits;        /* sleeps on the session's notification */
+    uint64_t poll_checks;  /* fs_poll: entries whose readiness was computed */
+    uint64_t epoll_checks; /* epoll: registered sockets whose readiness was computed */
+};
+
 _Static_assert(sizeof(struct fs_sockaddr_in) == 16, "Linux layout");
 _Static_assert(sizeof(struct fs_sockaddr_in6) == 28, "Linux layout");
 _Static_assert(sizeof(struct fs_sockaddr_storage) == 128, "Linux layout");
 _Static_assert(_Alignof(struct fs_sockaddr_storage) >= _Alignof(struct fs_sockaddr_in6), "alignment");
 _Static_assert(sizeof(struct fs_pollfd) == 8, "Linux layout");
+_Static_assert(sizeof(struct fs_timeval) == 2 * sizeof(long), "Linux layout");
+_Static_assert(sizeof(struct fs_iovec) == 2 * sizeof(void *), "Linux layout");
+_Static_assert(sizeof(fs_epoll_data_t) == 8, "Linux layout");
+#if defined(__x86_64__)
+_Static_assert(sizeof(struct fs_epoll_event) == 12, "Linux layout (packed on x86-64)");
+#else
+_Static_assert(sizeof(struct fs_epoll_event) == 16, "Linux layout");
+#endif
 
 /* Byte order helpers (the fs_sockaddr fields are in network order). */
 static inline uint16_t fs_htons(uint16_t v)
@@ -169,8 +258,32 @@ int fs_getpeername(int fd, struct fs_sockaddr *addr, fs_socklen_t *len);
 int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len);
 int fs_getsockopt(int fd, int level, int name, void *val, fs_socklen_t *len);
 int fs_fcntl(int fd, int cmd, int arg);
-/* timeout_ms < 0: forever. */
+/* Gather/scatter I/O with Linux's layouts. Flags as for fs_send/fs_recv;
+ * fs_recvmsg sets msg_flags (FS_MSG_TRUNC: a datagram longer than the
+ * buffers, the rest dropped) and msg_namelen (UDP: the source; TCP: 0). */
+fs_ssize_t fs_sendmsg(int fd, const struct fs_msghdr *msg, int flags);
+fs_ssize_t fs_recvmsg(int fd, struct fs_msghdr *msg, int flags);
+/* timeout_ms < 0: forever. Costs O(nfds) once, then per wake-up only the
+ * entries whose sockets netsrv flagged. */
 int fs_poll(struct fs_pollfd *fds, unsigned long nfds, int timeout_ms);
+
+/* epoll, as on Linux: an instance (a descriptor closed with fs_close) holds
+ * a set of sockets with the events wanted and a value to report
+ * (fs_epoll_ctl ADD / MOD / DEL); fs_epoll_wait returns up to maxevents
+ * ready ones. Level-triggered unless FS_EPOLLET; FS_EPOLLONESHOT disarms a
+ * socket after one report until MOD. A socket leaves every set when it is
+ * closed. On Ferry a wait costs what the sockets netsrv flagged since the
+ * last wait and the ones still level-ready cost, not the size of the set
+ * (docs/socket-session.md). Ferry limits: 32 instances per thread (EMFILE);
+ * an instance inside another is refused (EPERM); epoll descriptors in
+ * fs_poll show FS_POLLNVAL. */
+int fs_epoll_create1(int flags);
+int fs_epoll_ctl(int epfd, int op, int fd, struct fs_epoll_event *event);
+int fs_epoll_wait(int epfd, struct fs_epoll_event *events, int maxevents, int timeout_ms);
+
+/* Ferry only: the calling thread's readiness counters (zeros before its
+ * session opens). The native backend fails with ENOSYS. */
+int fs_session_stats(struct fs_session_stats *out);
 
 #ifdef __cplusplus
 }

@@ -1,17 +1,15 @@
 /*
  * ferrysock.c - libferrysock: POSIX-like sockets (ferry/socket.h) on
  * netsrv's socket service (sock.idl + ferry/sock_region.h). Protocol:
- * docs/socket-session.md.
+ * docs/socket-session.md. This file: errors, the session, addresses,
+ * control calls and options; data.c moves bytes, ready.c waits (fs_poll,
+ * epoll).
  *
  * One session per thread, opened on first use: the region (created here),
  * a notification of this thread's own, netsrv's signal capability. Control
  * calls go through the generated stubs; data only through the byte rings:
  *  - TCP: a byte stream each way.
  *  - UDP: records (sock_dgram_hdr_t, payload, padding to 8) each way.
- * After publishing into a TX ring (or freeing space in an RX ring) the
- * library sets the socket's doorbell bit and signals netsrv only if it asked
- * (sock_need_signal). Blocking waits use the ready bitmap handshake
- * (sock_prepare_sleep) and mk_wait on the notification.
  *
  * State is per thread (a thread-local pointer to heap state): in the
  * simulator the tasks of one process share an address space, and each of
@@ -19,48 +17,22 @@
  * made it. Portable (no Linux headers: errno values are translated from the
  * wire's Linux numbers to the local C library's).
  */
-#include <errno.h>
-#include <ferry/idl.h>
-#include <ferry/mk.h>
-#include <ferry/sock_region.h>
-#include <ferry/socket.h>
-#include <sock_client.h>
+#include "fs_priv.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct fs_sock {
-    uint8_t used;
-    uint8_t type; /* FS_SOCK_STREAM / FS_SOCK_DGRAM */
-    uint8_t nonblock;
-    uint8_t connecting; /* TCP: a non-blocking connect is under way */
-    uint8_t connected;  /* TCP: established (by connect or accept); UDP: has a default peer */
-    uint8_t listening;
-    uint8_t wr_shut; /* shutdown(SHUT_WR) done: sends fail with EPIPE */
-    uint16_t family;
-    bytering_prod_t tx;
-    bytering_cons_t rx;
-} fs_sock_t;
-
-typedef struct fs_state {
-    int state; /* 0 closed, 1 open, -1 failed */
-    char cap_name[32];
-    uint32_t max_sockets, ring_size;
-    mk_cap_t ep, ntfn, client_signal, server_signal, region;
-    uint32_t session;
-    uint8_t *base;
-    size_t size;
-    sock_layout_t l;
-    fs_sock_t *socks; /* [max_sockets] */
-} fs_state_t;
-
-static _Thread_local fs_state_t *S;
-
-#define CALL_TIMEOUT MK_FOREVER
+_Thread_local fs_state_t *fs_S;
+#define S fs_S
+#define CALL_TIMEOUT FS_CALL_TIMEOUT
+#define fail fs_fail
+#define status_fail fs_status_fail
+#define local_errno fs_local_errno
 
 /* ---- Errors -------------------------------------------------------------------- */
 
 /* Linux errno numbers (the wire) to this C library's values. */
-static int local_errno(uint32_t linux_no)
+int fs_local_errno(uint32_t linux_no)
 {
     switch (linux_no) {
     case 1: return EPERM;
@@ -72,6 +44,8 @@ static int local_errno(uint32_t linux_no)
     case 22: return EINVAL;
     case 24: return EMFILE;
     case 32: return EPIPE;
+    case 33: return EDOM;
+    case 88: return ENOTSOCK;
     case 89: return EDESTADDRREQ;
     case 90: return EMSGSIZE;
     case 91: return EPROTOTYPE;
@@ -97,7 +71,7 @@ static int local_errno(uint32_t linux_no)
     }
 }
 
-static int fail(int e)
+int fs_fail(int e)
 {
     errno = e;
     return -1;
@@ -105,7 +79,7 @@ static int fail(int e)
 
 /* A stub's status: 0, a declared error (errno), or a protocol/kernel
  * failure (EIO; netsrv is gone: ENETDOWN). */
-static int status_fail(int32_t st)
+int fs_status_fail(int32_t st)
 {
     if (st >= 0)
         return 0;
@@ -154,6 +128,7 @@ static void session_undo(fs_state_t *s)
         mk_cap_delete(s->client_signal);
     if (s->ntfn)
         mk_cap_delete(s->ntfn);
+    fs_ready_free(s);
     free(s->socks);
     s->socks = NULL;
     s->base = NULL;
@@ -174,7 +149,7 @@ static void region_init(fs_state_t *s)
     }
 }
 
-static fs_state_t *session(void)
+fs_state_t *fs_session(void)
 {
     fs_state_t *s = state();
     if (s == NULL) {
@@ -195,7 +170,8 @@ static fs_state_t *session(void)
         return NULL;
     }
     s->socks = calloc(s->max_sockets, sizeof *s->socks);
-    if (s->socks == NULL || mk_shm_create(s->l.size, &s->region) != MK_OK ||
+    if (s->socks == NULL || fs_ready_init(s) != 0 ||
+        mk_shm_create(s->l.size, &s->region) != MK_OK ||
         mk_shm_map(s->region, MK_RIGHT_READ | MK_RIGHT_WRITE, &base, &s->size) != MK_OK) {
         session_undo(s);
         errno = ENOMEM;
@@ -239,67 +215,21 @@ int fs_session_close(void)
     return rc;
 }
 
-static fs_sock_t *sock_of(int fd)
+fs_sock_t *fs_sock_of(int fd)
 {
     fs_state_t *s = S;
     if (s == NULL || s->state != 1 || fd < 0 || (uint32_t)fd >= s->max_sockets ||
         !s->socks[fd].used) {
-        errno = EBADF;
+        errno = fs_is_epoll(fd) ? ENOTSOCK : EBADF;
         return NULL;
     }
     return &s->socks[fd];
 }
-
-static sock_slot_t *slot_of(int fd)
-{
-    return sock_slot(S->base, &S->l, (uint32_t)fd);
-}
-
-static uint32_t events_of(int fd)
-{
-    return atomic_load_explicit(&slot_of(fd)->events, memory_order_acquire);
-}
-
-/* Tell netsrv that socket fd has work (TX data, or RX space). */
-static void ring_doorbell(int fd)
-{
-    sock_bit_set(sock_map(S->base, S->l.doorbell), (uint32_t)fd);
-    if (sock_need_signal(sock_wanted(S->base, S->l.srv_wanted)))
-        mk_signal(S->server_signal);
-}
-
-/* Wait until netsrv flags some socket, or the deadline (MK_FOREVER: none).
- * Returns 0, ETIMEDOUT, or ENETDOWN when netsrv (or this task) is gone. */
-static int wait_ready(uint64_t deadline)
-{
-    _Atomic uint64_t *ready = sock_map(S->base, S->l.ready);
-    if (sock_prepare_sleep(sock_wanted(S->base, S->l.cli_wanted), ready, S->l.map_words)) {
-        uint64_t now = mk_time_ns();
-        if (deadline != MK_FOREVER && now >= deadline)
-            return ETIMEDOUT;
-        mk_word_t bits;
-        mk_err_t e = mk_wait(S->ntfn, &bits, deadline == MK_FOREVER ? MK_FOREVER : deadline - now);
-        if (e == MK_ETIMEDOUT)
-            return ETIMEDOUT;
-        if (e != MK_OK)
-            return ENETDOWN;
-    }
-    /* The bits only say "look again": callers re-read slots and rings. */
-    for (uint32_t w = 0; w < S->l.map_words; w++)
-        (void)sock_bits_take(ready, w);
-    return 0;
-}
-
-/* Block until something changes; -1 with errno if that cannot happen. */
-static int block(void)
-{
-    int e = wait_ready(MK_FOREVER);
-    return e ? fail(e) : 0;
-}
+#define sock_of fs_sock_of
 
 /* ---- Addresses -------------------------------------------------------------------- */
 
-static int addr_in(const struct fs_sockaddr *sa, fs_socklen_t len, sock_addr_t *a)
+int fs_addr_in(const struct fs_sockaddr *sa, fs_socklen_t len, sock_addr_t *a)
 {
     if (sa == NULL)
         return fail(EFAULT);
@@ -339,7 +269,7 @@ static int addr_in(const struct fs_sockaddr *sa, fs_socklen_t len, sock_addr_t *
 
 /* Write a into (addr, *len) as accept/getsockname do: truncated to *len,
  * *len set to the full size. */
-static void addr_out(const sock_addr_t *a, struct fs_sockaddr *addr, fs_socklen_t *len)
+void fs_addr_out(const sock_addr_t *a, struct fs_sockaddr *addr, fs_socklen_t *len)
 {
     if (addr == NULL || len == NULL)
         return;
@@ -368,7 +298,7 @@ static void addr_out(const sock_addr_t *a, struct fs_sockaddr *addr, fs_socklen_
     *len = size;
 }
 
-static void hdr_to_addr(const sock_dgram_hdr_t *h, sock_addr_t *a)
+void fs_hdr_to_addr(const sock_dgram_hdr_t *h, sock_addr_t *a)
 {
     memset(a, 0, sizeof *a);
     a->family = h->family;
@@ -384,7 +314,7 @@ static void hdr_to_addr(const sock_dgram_hdr_t *h, sock_addr_t *a)
     }
 }
 
-static void addr_to_hdr(const sock_addr_t *a, sock_dgram_hdr_t *h)
+void fs_addr_to_hdr(const sock_addr_t *a, sock_dgram_hdr_t *h)
 {
     h->family = a->family;
     h->port = a->port;
@@ -423,7 +353,7 @@ static int adopt(uint32_t id, int type, int family, int nonblock)
 
 int fs_socket(int domain, int type, int protocol)
 {
-    if (session() == NULL)
+    if (fs_session() == NULL)
         return -1;
     int nonblock = (type & FS_SOCK_NONBLOCK) != 0;
     type &= ~FS_SOCK_NONBLOCK;
@@ -441,7 +371,7 @@ int fs_socket(int domain, int type, int protocol)
 int fs_bind(int fd, const struct fs_sockaddr *addr, fs_socklen_t len)
 {
     sock_addr_t a;
-    if (sock_of(fd) == NULL || addr_in(addr, len, &a) != 0)
+    if (sock_of(fd) == NULL || fs_addr_in(addr, len, &a) != 0)
         return -1;
     return status_fail(sock_bind(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, &a));
 }
@@ -458,6 +388,26 @@ int fs_listen(int fd, int backlog)
     return status_fail(st);
 }
 
+/* accept with SO_RCVTIMEO: non-blocking accepts while the listener shows
+ * a connection, waits for its ready bit in between, EAGAIN at the deadline
+ * (as Linux). netsrv's deferred accept has no timeout of its own. */
+static int32_t accept_timed(int fd, uint64_t timeo, uint32_t *id, sock_addr_t *peer)
+{
+    uint64_t deadline = fs_deadline(timeo);
+    for (;;) {
+        int32_t st = sock_accept(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, true, id, peer);
+        if (st != SOCK_EAGAIN)
+            return st;
+        do {
+            int e = fs_wait_ready(deadline);
+            if (e == ETIMEDOUT)
+                return SOCK_EAGAIN;
+            if (e)
+                return MK_EDEAD;
+        } while (!(fs_events_of(fd) & SOCK_EV_IN));
+    }
+}
+
 int fs_accept(int fd, struct fs_sockaddr *addr, fs_socklen_t *len)
 {
     fs_sock_t *s = sock_of(fd);
@@ -465,14 +415,17 @@ int fs_accept(int fd, struct fs_sockaddr *addr, fs_socklen_t *len)
         return -1;
     uint32_t id;
     sock_addr_t peer;
-    int32_t st =
-        sock_accept(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, s->nonblock, &id, &peer);
+    int32_t st;
+    if (!s->nonblock && s->rcvtimeo_ns != 0)
+        st = accept_timed(fd, s->rcvtimeo_ns, &id, &peer);
+    else
+        st = sock_accept(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, s->nonblock, &id, &peer);
     if (st != 0)
         return status_fail(st);
     int nfd = adopt(id, s->type, s->family, 0); /* as on Linux: O_NONBLOCK is not inherited */
     if (nfd >= 0) {
         S->socks[nfd].connected = 1;
-        addr_out(&peer, addr, len);
+        fs_addr_out(&peer, addr, len);
     }
     return nfd;
 }
@@ -481,7 +434,7 @@ int fs_connect(int fd, const struct fs_sockaddr *addr, fs_socklen_t len)
 {
     fs_sock_t *s = sock_of(fd);
     sock_addr_t a;
-    if (s == NULL || addr_in(addr, len, &a) != 0)
+    if (s == NULL || fs_addr_in(addr, len, &a) != 0)
         return -1;
     if (a.family == 0 && s->type != FS_SOCK_DGRAM)
         return fail(EAFNOSUPPORT);
@@ -508,9 +461,12 @@ int fs_shutdown(int fd, int how)
 
 int fs_close(int fd)
 {
+    if (fs_is_epoll(fd))
+        return fs_epoll_close(fd);
     fs_sock_t *s = sock_of(fd);
     if (s == NULL)
         return -1;
+    fs_epoll_forget(fd); /* as on Linux: a closed socket leaves every epoll set */
     s->used = 0;
     return status_fail(sock_close(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd));
 }
@@ -528,7 +484,7 @@ static int get_name(name_stub_t stub, int fd, struct fs_sockaddr *addr, fs_sockl
     int32_t st = stub(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, &a);
     if (st != 0)
         return status_fail(st);
-    addr_out(&a, addr, len);
+    fs_addr_out(&a, addr, len);
     return 0;
 }
 
@@ -542,12 +498,57 @@ int fs_getpeername(int fd, struct fs_sockaddr *addr, fs_socklen_t *len)
     return get_name(sock_getpeername, fd, addr, len);
 }
 
+/* SO_RCVTIMEO / SO_SNDTIMEO live here, not in netsrv: the library does
+ * all the waiting. */
+static uint64_t *timeo_of(fs_sock_t *s, int level, int name)
+{
+    if (level != FS_SOL_SOCKET)
+        return NULL;
+    return name == FS_SO_RCVTIMEO ? &s->rcvtimeo_ns
+           : name == FS_SO_SNDTIMEO ? &s->sndtimeo_ns
+                                    : NULL;
+}
+
+/* A timeout from struct fs_timeval: EDOM for microseconds outside
+ * 0..999999 (as Linux) and for negative seconds (Linux takes those as
+ * "do not wait" with a warning; here they are refused). 0 = forever. */
+static int timeo_set(uint64_t *timeo, const void *val, fs_socklen_t len)
+{
+    struct fs_timeval tv;
+    if (len < sizeof tv)
+        return fail(EINVAL);
+    memcpy(&tv, val, sizeof tv);
+    if (tv.tv_usec < 0 || tv.tv_usec >= 1000000 || tv.tv_sec < 0)
+        return fail(EDOM);
+    uint64_t sec = (uint64_t)tv.tv_sec;
+    if (sec > UINT64_MAX / 1000000000ull / 2) /* beyond any deadline: forever */
+        *timeo = 0;
+    else
+        *timeo = sec * 1000000000ull + (uint64_t)tv.tv_usec * 1000ull;
+    return 0;
+}
+
+static int timeo_get(uint64_t timeo, void *val, fs_socklen_t *len)
+{
+    struct fs_timeval tv = {.tv_sec = (long)(timeo / 1000000000ull),
+                            .tv_usec = (long)(timeo % 1000000000ull / 1000ull)};
+    if (*len < sizeof tv)
+        return fail(EINVAL);
+    memcpy(val, &tv, sizeof tv);
+    *len = sizeof tv;
+    return 0;
+}
+
 int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len)
 {
-    if (sock_of(fd) == NULL)
+    fs_sock_t *s = sock_of(fd);
+    if (s == NULL)
         return -1;
     if (val == NULL)
         return fail(EFAULT);
+    uint64_t *timeo = timeo_of(s, level, name);
+    if (timeo != NULL)
+        return timeo_set(timeo, val, len);
     int64_t v = 0, v2 = 0;
     if (level == FS_SOL_SOCKET && name == FS_SO_LINGER) {
         struct fs_linger lg;
@@ -569,10 +570,14 @@ int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len
 
 int fs_getsockopt(int fd, int level, int name, void *val, fs_socklen_t *len)
 {
-    if (sock_of(fd) == NULL)
+    fs_sock_t *s = sock_of(fd);
+    if (s == NULL)
         return -1;
     if (val == NULL || len == NULL)
         return fail(EFAULT);
+    uint64_t *timeo = timeo_of(s, level, name);
+    if (timeo != NULL)
+        return timeo_get(*timeo, val, len);
     int64_t v, v2;
     int32_t st =
         sock_getsockopt(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, level, name, &v, &v2);
@@ -598,6 +603,8 @@ int fs_getsockopt(int fd, int level, int name, void *val, fs_socklen_t *len)
 
 int fs_fcntl(int fd, int cmd, int arg)
 {
+    if (fs_is_epoll(fd)) /* nothing to set: epoll waits take their own timeout */
+        return cmd == FS_F_GETFL ? 0 : cmd == FS_F_SETFL ? 0 : fail(EINVAL);
     fs_sock_t *s = sock_of(fd);
     if (s == NULL)
         return -1;
@@ -610,12 +617,22 @@ int fs_fcntl(int fd, int cmd, int arg)
     return fail(EINVAL);
 }
 
-/* ---- Data -------------------------------------------------------------------------- */
+
+int fs_session_stats(struct fs_session_stats *out)
+{
+    if (out == NULL)
+        return fail(EFAULT);
+    if (S == NULL)
+        memset(out, 0, sizeof *out);
+    else
+        *out = S->st;
+    return 0;
+}
 
 /* The socket's pending error (taken), or 0. */
-static int take_error(int fd)
+int fs_take_error(int fd)
 {
-    if (!(events_of(fd) & SOCK_EV_ERR))
+    if (!(fs_events_of(fd) & SOCK_EV_ERR))
         return 0;
     int64_t v, v2;
     if (sock_getsockopt(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, FS_SOL_SOCKET, FS_SO_ERROR,
@@ -623,265 +640,4 @@ static int take_error(int fd)
         v == 0)
         return 0;
     return local_errno((uint32_t)v);
-}
-
-/* A connecting TCP socket becomes connected when netsrv shows it writable. */
-static void note_connected(fs_sock_t *s, uint32_t events)
-{
-    if (s->connecting && (events & SOCK_EV_OUT)) {
-        s->connecting = 0;
-        s->connected = (events & (SOCK_EV_ERR | SOCK_EV_HUP)) == 0;
-    }
-}
-
-static fs_ssize_t stream_send(int fd, fs_sock_t *s, const uint8_t *buf, size_t len, bool nonblock)
-{
-    size_t sent = 0;
-    if (s->wr_shut)
-        return fail(EPIPE);
-    while (sent < len || len == 0) {
-        uint32_t events = events_of(fd);
-        note_connected(s, events);
-        if (events & (SOCK_EV_ERR | SOCK_EV_HUP)) {
-            int e = take_error(fd);
-            if (sent)
-                return (fs_ssize_t)sent;
-            return fail(e ? e : EPIPE);
-        }
-        if (!(events & SOCK_EV_OUT)) {
-            if (!s->connecting)
-                return sent ? (fs_ssize_t)sent : fail(s->connected ? EPIPE : ENOTCONN);
-        } else if (len == 0) {
-            return 0;
-        } else {
-            uint32_t chunk = len - sent > UINT32_MAX ? UINT32_MAX : (uint32_t)(len - sent);
-            uint32_t n = 0;
-            if (bytering_prod_write(&s->tx, buf + sent, chunk, &n) != BYTERING_OK)
-                return fail(EIO); /* netsrv broke the ring */
-            if (n) {
-                bytering_prod_publish(&s->tx);
-                ring_doorbell(fd);
-                sent += n;
-                continue;
-            }
-        }
-        if (nonblock)
-            return sent ? (fs_ssize_t)sent : fail(EAGAIN);
-        if (block() != 0)
-            return sent ? (fs_ssize_t)sent : -1;
-    }
-    return (fs_ssize_t)sent;
-}
-
-static fs_ssize_t stream_recv(int fd, fs_sock_t *s, uint8_t *buf, size_t len, bool nonblock)
-{
-    for (;;) {
-        uint32_t n = 0;
-        uint32_t want = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
-        /* Flags first, then the ring: netsrv publishes ring bytes before
-         * the flags that follow them, so an EOF seen here has every byte
-         * before it already in the ring. */
-        uint32_t events = events_of(fd);
-        if (bytering_cons_read(&s->rx, buf, want, &n) != BYTERING_OK)
-            return fail(EIO);
-        if (n || len == 0) {
-            bytering_cons_publish(&s->rx);
-            ring_doorbell(fd); /* space freed: netsrv may open the window */
-            return (fs_ssize_t)n;
-        }
-        note_connected(s, events);
-        if (events & SOCK_EV_ERR) {
-            int e = take_error(fd);
-            if (e)
-                return fail(e);
-        }
-        if (events & (SOCK_EV_RDHUP | SOCK_EV_HUP))
-            return 0;
-        if (!s->connected && !s->connecting)
-            return fail(ENOTCONN);
-        if (nonblock)
-            return fail(EAGAIN);
-        if (block() != 0)
-            return -1;
-    }
-}
-
-static fs_ssize_t dgram_send(int fd, fs_sock_t *s, const uint8_t *buf, size_t len,
-                             const sock_addr_t *to, bool nonblock)
-{
-    sock_dgram_hdr_t h;
-    memset(&h, 0, sizeof h);
-    if (to != NULL)
-        addr_to_hdr(to, &h);
-    else if (!s->connected)
-        return fail(EDESTADDRREQ);
-    if (len > 0xffff || sock_dgram_size((uint32_t)len) > S->ring_size)
-        return fail(EMSGSIZE);
-    uint32_t total = sock_dgram_size((uint32_t)len);
-    h.len = (uint16_t)len;
-    static const uint8_t zeros[SOCK_DGRAM_ALIGN];
-    for (;;) {
-        uint32_t space;
-        if (bytering_prod_space(&s->tx, &space) != BYTERING_OK)
-            return fail(EIO);
-        if (space >= total) {
-            bytering_prod_write_all(&s->tx, &h, sizeof h);
-            bytering_prod_write_all(&s->tx, buf, (uint32_t)len);
-            bytering_prod_write_all(&s->tx, zeros, total - (uint32_t)sizeof h - (uint32_t)len);
-            bytering_prod_publish(&s->tx); /* the whole record at once */
-            ring_doorbell(fd);
-            return (fs_ssize_t)len;
-        }
-        if (nonblock)
-            return fail(EAGAIN);
-        if (block() != 0)
-            return -1;
-    }
-}
-
-static fs_ssize_t dgram_recv(int fd, fs_sock_t *s, uint8_t *buf, size_t len, sock_addr_t *from,
-                             bool nonblock)
-{
-    for (;;) {
-        sock_dgram_hdr_t h;
-        uint32_t events = events_of(fd);
-        bytering_err_t e = bytering_cons_peek(&s->rx, 0, &h, sizeof h);
-        if (e == BYTERING_OK) {
-            uint32_t total = sock_dgram_size(h.len);
-            uint32_t avail;
-            if (total > S->ring_size || bytering_cons_avail(&s->rx, &avail) != BYTERING_OK ||
-                avail < total)
-                return fail(EIO); /* a record netsrv could not have written */
-            size_t n = h.len < len ? h.len : len; /* the rest is dropped, as UDP does */
-            bytering_cons_peek(&s->rx, sizeof h, buf, (uint32_t)n);
-            bytering_cons_skip(&s->rx, total);
-            bytering_cons_publish(&s->rx);
-            ring_doorbell(fd);
-            if (from)
-                hdr_to_addr(&h, from);
-            return (fs_ssize_t)n;
-        }
-        if (e != BYTERING_EDATA)
-            return fail(EIO);
-        if (events & SOCK_EV_ERR) {
-            int err = take_error(fd);
-            if (err)
-                return fail(err);
-        }
-        if (events & SOCK_EV_RDHUP)
-            return 0; /* shut down for reading */
-        if (nonblock)
-            return fail(EAGAIN);
-        if (block() != 0)
-            return -1;
-    }
-}
-
-fs_ssize_t fs_send(int fd, const void *buf, size_t len, int flags)
-{
-    return fs_sendto(fd, buf, len, flags, NULL, 0);
-}
-
-fs_ssize_t fs_recv(int fd, void *buf, size_t len, int flags)
-{
-    return fs_recvfrom(fd, buf, len, flags, NULL, NULL);
-}
-
-fs_ssize_t fs_sendto(int fd, const void *buf, size_t len, int flags, const struct fs_sockaddr *to,
-                     fs_socklen_t tolen)
-{
-    fs_sock_t *s = sock_of(fd);
-    if (s == NULL)
-        return -1;
-    if (buf == NULL && len)
-        return fail(EFAULT);
-    bool nonblock = s->nonblock || (flags & FS_MSG_DONTWAIT);
-    if (s->type == FS_SOCK_STREAM) /* `to` is ignored, as on Linux */
-        return stream_send(fd, s, buf, len, nonblock);
-    sock_addr_t a;
-    if (to && addr_in(to, tolen, &a) != 0)
-        return -1;
-    if (to && a.family != s->family)
-        return fail(EAFNOSUPPORT);
-    return dgram_send(fd, s, buf, len, to ? &a : NULL, nonblock);
-}
-
-fs_ssize_t fs_recvfrom(int fd, void *buf, size_t len, int flags, struct fs_sockaddr *from,
-                       fs_socklen_t *fromlen)
-{
-    fs_sock_t *s = sock_of(fd);
-    if (s == NULL)
-        return -1;
-    if (buf == NULL && len)
-        return fail(EFAULT);
-    bool nonblock = s->nonblock || (flags & FS_MSG_DONTWAIT);
-    if (s->type == FS_SOCK_STREAM) {
-        fs_ssize_t n = stream_recv(fd, s, buf, len, nonblock);
-        if (n >= 0 && from && fromlen) {
-            sock_addr_t a;
-            if (sock_getpeername(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, &a) == 0)
-                addr_out(&a, from, fromlen);
-        }
-        return n;
-    }
-    sock_addr_t a = {0};
-    fs_ssize_t n = dgram_recv(fd, s, buf, len, &a, nonblock);
-    if (n > 0 || (n == 0 && a.family != 0))
-        addr_out(&a, from, fromlen);
-    return n;
-}
-
-/* ---- poll ------------------------------------------------------------------------------ */
-
-static short revents_of(int fd, short want)
-{
-    fs_state_t *st = S;
-    if (fd < 0 || st == NULL || st->state != 1 || (uint32_t)fd >= st->max_sockets ||
-        !st->socks[fd].used)
-        return FS_POLLNVAL;
-    fs_sock_t *s = &st->socks[fd];
-    uint32_t ev = events_of(fd);
-    note_connected(s, ev);
-    short r = 0;
-    uint32_t n;
-    if ((ev & SOCK_EV_IN) || (bytering_cons_avail(&s->rx, &n) == BYTERING_OK && n))
-        r |= FS_POLLIN;
-    if ((ev & SOCK_EV_OUT) && !s->wr_shut && bytering_prod_space(&s->tx, &n) == BYTERING_OK &&
-        n >= (s->type == FS_SOCK_DGRAM ? sock_dgram_size(1) : 1))
-        r |= FS_POLLOUT;
-    if (ev & SOCK_EV_RDHUP)
-        r |= FS_POLLIN | FS_POLLRDHUP;
-    r &= (short)(want | FS_POLLRDHUP);
-    if (ev & SOCK_EV_ERR)
-        r |= FS_POLLERR;
-    if (ev & SOCK_EV_HUP)
-        r |= FS_POLLHUP;
-    return r;
-}
-
-int fs_poll(struct fs_pollfd *fds, unsigned long nfds, int timeout_ms)
-{
-    if (fds == NULL && nfds)
-        return fail(EFAULT);
-    uint64_t deadline =
-        timeout_ms < 0 ? MK_FOREVER : mk_time_ns() + (uint64_t)timeout_ms * 1000000ull;
-    for (;;) {
-        int ready = 0;
-        for (unsigned long i = 0; i < nfds; i++) {
-            fds[i].revents = fds[i].fd < 0 ? 0 : revents_of(fds[i].fd, fds[i].events);
-            ready += fds[i].revents != 0;
-        }
-        if (ready || timeout_ms == 0)
-            return ready;
-        if (S == NULL || S->state != 1) { /* no socket at all: just the timeout */
-            if (timeout_ms > 0)
-                mk_sleep_ns((uint64_t)timeout_ms * 1000000ull);
-            return 0;
-        }
-        int e = wait_ready(deadline);
-        if (e == ETIMEDOUT)
-            return 0;
-        if (e)
-            return fail(e);
-    }
 }
