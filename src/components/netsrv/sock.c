@@ -286,6 +286,8 @@ void nsock_free(nsock_t *ns)
         mk_cap_delete(ns->reply); /* the caller's call ends with MK_EDEAD */
         ns->wait = WAIT_NONE;
     }
+    if (ns->w_head != NULL) /* blocked accepts: EBADF, or dropped with a dead client */
+        nsock_tcp_accept_fail(ns, se->dead ? 0 : SOCK_EBADF);
     if (ns->claimed && !se->dead) {
         sock_slot_t *sl = slot_of(ns);
         atomic_store_explicit(&sl->open, 0, memory_order_relaxed);
@@ -307,10 +309,8 @@ void nsock_reply_status(nsock_t *ns, int32_t status)
     ns->wait = WAIT_NONE;
     if (wait == WAIT_CONNECT)
         sock_connect_reply(ns->reply, status);
-    else if (wait == WAIT_CLOSE)
-        sock_close_reply(ns->reply, status);
     else
-        sock_accept_reply(ns->reply, status, 0, &(sock_addr_t){0});
+        sock_close_reply(ns->reply, status);
 }
 
 /* ---- Addresses ---------------------------------------------------------------------------- */
@@ -656,6 +656,14 @@ static int32_t h_accept(void *ctx, const mk_recv_info_t *info, uint32_t session,
 void nsock_claim(nsock_t *ns)
 {
     claim(ns);
+}
+
+void nsock_unclaim(nsock_t *ns)
+{
+    ns->claimed = 0;
+    sock_slot_t *sl = slot_of(ns);
+    atomic_store_explicit(&sl->open, 0, memory_order_relaxed);
+    atomic_store_explicit(&sl->events, 0, memory_order_release);
 }
 
 static int32_t h_connect(void *ctx, const mk_recv_info_t *info, uint32_t session, uint32_t sock,

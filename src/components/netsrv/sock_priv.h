@@ -47,6 +47,7 @@
  * data waiting for ring space lives there too. */
 #define NSOCK_MEM_RESERVE ((uint32_t)MEM_SIZE / 2)
 #define NSOCK_POLL_INTERVAL 2           /* tcp_poll: every 2 x 500 ms */
+#define NSOCK_ACCEPT_WAITERS_MAX 64     /* blocked accepts per listener (ENOBUFS beyond) */
 
 /* Linux numbers on the wire (sock.idl). */
 #define NSOCK_AF_INET 2
@@ -84,14 +85,23 @@ typedef enum nsock_tcp_state {
     TS_DOWN,       /* reset, refused, timed out or aborted: no PCB any more */
 } nsock_tcp_state_t;
 
+/* A blocked call whose reply netsrv keeps (one per socket; blocked accepts
+ * wait in the listener's FIFO of nsock_waiter_t instead). */
 typedef enum nsock_wait {
     WAIT_NONE = 0,
-    WAIT_ACCEPT,  /* blocking accept on a listener */
     WAIT_CONNECT, /* blocking connect */
     WAIT_CLOSE,   /* close with SO_LINGER > 0 */
 } nsock_wait_t;
 
 struct nsock_session;
+
+/* A blocked accept: the caller's kept reply capability, owned by netsrv
+ * until answered or deleted. Listeners keep them in a FIFO (malloc'ed
+ * nodes, at most NSOCK_ACCEPT_WAITERS_MAX per listener). */
+typedef struct nsock_waiter {
+    mk_cap_t reply;
+    struct nsock_waiter *next;
+} nsock_waiter_t;
 
 typedef struct nsock {
     struct nsock_session *sess;
@@ -128,9 +138,13 @@ typedef struct nsock {
     uint8_t wait;    /* nsock_wait_t */
     mk_cap_t reply;  /* kept reply capability of `wait` */
     uint32_t deadline_ms; /* sys_now() deadline of WAIT_CLOSE or of a background close */
-    /* Listener: connections arrived but not yet accepted (FIFO of slots). */
+    /* Listener: connections arrived but not yet accepted (FIFO of slots),
+     * and blocked accepts (FIFO, oldest first). Never both at once: an
+     * arriving connection answers the oldest blocked accept. */
     struct nsock *q_head, *q_tail;
     uint32_t q_len;
+    nsock_waiter_t *w_head, *w_tail;
+    uint32_t w_len;
     struct nsock *parent, *q_next; /* a queued connection's listener and successor */
     struct nsock *starved_next;
     bool later;              /* on the `later` list */
@@ -199,8 +213,10 @@ void nsock_mem_release(nsock_t *ns, uint32_t bytes);
 void nsock_starve(nsock_t *ns);
 /* Run the socket's doorbell work from the loop, outside lwIP's callbacks. */
 void nsock_later(nsock_t *ns);
-/* The client learns a connection that was queued on a listener. */
+/* The client learns a connection that was queued on a listener; unclaim
+ * takes it back (the reply that would have told the client failed). */
 void nsock_claim(nsock_t *ns);
+void nsock_unclaim(nsock_t *ns);
 /* The client's counters. */
 static inline sock_client_stats_t *nsock_cst(nsock_t *ns)
 {
@@ -223,6 +239,9 @@ int32_t nsock_tcp_connect(nsock_t *ns, const mk_recv_info_t *info, const ip_addr
                           uint16_t port, bool nonblock);
 int32_t nsock_tcp_shutdown(nsock_t *ns, uint32_t how);
 int32_t nsock_tcp_close(nsock_t *ns, const mk_recv_info_t *info);
+/* Answer every blocked accept of a listener with `status` (a sock.idl
+ * error), or drop them (status 0: their callers' calls end with MK_EDEAD). */
+void nsock_tcp_accept_fail(nsock_t *l, int32_t status);
 /* The client rang the doorbell: credit consumed RX, refill from pending,
  * drain TX. */
 void nsock_tcp_doorbell(nsock_t *ns);

@@ -21,12 +21,11 @@
  * Blocking accept and connect keep the caller's reply capability (deferred
  * replies), so a blocked client never stalls the loop.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lwip/stats.h"
 #include "sock_priv.h"
-
-void nsock_claim(nsock_t *ns);
 
 static err_t recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err);
 static err_t sent_cb(void *arg, struct tcp_pcb *pcb, u16_t len);
@@ -246,28 +245,79 @@ static void hand_over(nsock_t *child, uint32_t *newsock, sock_addr_t *peer)
     nsock_update(child);
 }
 
-/* A blocked accept is waiting: answer it with the oldest connection. If the
- * caller is gone (timed out or dead), the connection goes back in front. */
-static void accept_waiter(nsock_t *l)
+/* Blocked accepts wait in the listener's FIFO; each arriving connection
+ * answers the oldest. */
+static bool waiter_push(nsock_t *l, mk_cap_t reply)
 {
-    if (l->wait != WAIT_ACCEPT || l->q_head == NULL)
-        return;
-    nsock_t *child = queue_take(l);
-    uint32_t id;
-    sock_addr_t peer;
-    hand_over(child, &id, &peer);
-    l->wait = WAIT_NONE;
-    if (sock_accept_reply(l->reply, 0, id, &peer) != MK_OK) {
-        child->claimed = 0;
-        child->parent = l;
-        child->q_next = l->q_head;
-        l->q_head = child;
-        if (l->q_tail == NULL)
-            l->q_tail = child;
-        l->q_len++;
-        if (child->pcb.tcp != NULL)
-            tcp_backlog_delayed(child->pcb.tcp);
-        nsock_update(l);
+    nsock_waiter_t *w = malloc(sizeof *w);
+    if (w == NULL)
+        return false;
+    w->reply = reply;
+    w->next = NULL;
+    if (l->w_tail != NULL)
+        l->w_tail->next = w;
+    else
+        l->w_head = w;
+    l->w_tail = w;
+    l->w_len++;
+    return true;
+}
+
+static mk_cap_t waiter_pop(nsock_t *l)
+{
+    nsock_waiter_t *w = l->w_head;
+    if (w == NULL)
+        return MK_CAP_NULL;
+    l->w_head = w->next;
+    if (l->w_head == NULL)
+        l->w_tail = NULL;
+    l->w_len--;
+    mk_cap_t reply = w->reply;
+    free(w);
+    return reply;
+}
+
+/* Put a connection back in front of the listener's queue. */
+static void queue_push_front(nsock_t *l, nsock_t *child)
+{
+    child->parent = l;
+    child->q_next = l->q_head;
+    l->q_head = child;
+    if (l->q_tail == NULL)
+        l->q_tail = child;
+    l->q_len++;
+    if (child->pcb.tcp != NULL)
+        tcp_backlog_delayed(child->pcb.tcp);
+}
+
+/* Pair queued connections with blocked accepts, oldest with oldest. A
+ * waiter whose caller is gone (its call timed out, or its thread died) is
+ * skipped: the connection goes to the next waiter, or back in front of the
+ * queue. Bounded by the waiters (each is taken once). */
+static void accept_waiters(nsock_t *l)
+{
+    while (l->w_head != NULL && l->q_head != NULL) {
+        mk_cap_t reply = waiter_pop(l);
+        nsock_t *child = queue_take(l);
+        uint32_t id;
+        sock_addr_t peer;
+        hand_over(child, &id, &peer); /* the slot shows it before the caller wakes */
+        if (sock_accept_reply(reply, 0, id, &peer) != MK_OK) {
+            nsock_unclaim(child);
+            queue_push_front(l, child);
+        }
+    }
+    nsock_update(l);
+}
+
+void nsock_tcp_accept_fail(nsock_t *l, int32_t status)
+{
+    while (l->w_head != NULL) {
+        mk_cap_t reply = waiter_pop(l);
+        if (status == 0)
+            mk_cap_delete(reply); /* the caller's call ends with MK_EDEAD */
+        else
+            sock_accept_reply(reply, status, 0, &(sock_addr_t){0});
     }
 }
 
@@ -283,10 +333,8 @@ int32_t nsock_tcp_accept(nsock_t *ns, const mk_recv_info_t *info, bool nonblock,
     }
     if (nonblock)
         return SOCK_EAGAIN;
-    if (ns->wait != WAIT_NONE)
-        return SOCK_EINVAL; /* one blocked accept per listener */
-    ns->wait = WAIT_ACCEPT;
-    ns->reply = info->reply;
+    if (ns->w_len >= NSOCK_ACCEPT_WAITERS_MAX || !waiter_push(ns, info->reply))
+        return SOCK_ENOBUFS;
     return IDL_DEFERRED;
 }
 
@@ -321,8 +369,7 @@ static err_t accept_cb(void *arg, struct tcp_pcb *newpcb, err_t err)
         l->q_head = child;
     l->q_tail = child;
     l->q_len++;
-    accept_waiter(l);
-    nsock_update(l);
+    accept_waiters(l);
     return ERR_OK;
 }
 
