@@ -74,8 +74,7 @@ static int iov_check(const struct fs_iovec *v, size_t n, bool null_ok, size_t *t
 /* Copy up to len ready bytes that start `off` bytes past the ring's head
  * into the iovecs (copy false: only count them); nothing is consumed.
  * Returns the bytes taken. */
-static size_t ring_copy_out(bytering_cons_t *rx, uint32_t off, uint32_t len, iocur_t *c,
-                            bool copy)
+static size_t ring_copy_out(bytering_cons_t *rx, uint32_t off, uint32_t len, iocur_t *c, bool copy)
 {
     uint32_t done = 0;
     uint8_t *p;
@@ -209,8 +208,8 @@ static fs_ssize_t stream_recv(int fd, fs_sock_t *s, iocur_t *c, size_t total, in
 
 /* ---- UDP ---------------------------------------------------------------------------------- */
 
-static fs_ssize_t dgram_send(int fd, fs_sock_t *s, iocur_t *c, size_t total,
-                             const sock_addr_t *to, bool nonblock, uint64_t deadline)
+static fs_ssize_t dgram_send(int fd, fs_sock_t *s, iocur_t *c, size_t total, const sock_addr_t *to,
+                             bool nonblock, uint64_t deadline)
 {
     sock_dgram_hdr_t h;
     memset(&h, 0, sizeof h);

@@ -53,10 +53,10 @@ typedef struct fs_state {
     /* Readiness (ready.c). Bits taken from the region's ready bitmap are
      * never dropped: each flagged socket's epoll items join their
      * instances' ready lists, and `changed` keeps the bits for fs_poll. */
-    uint64_t *changed;        /* [l.map_words]: sockets flagged since fs_poll last looked */
-    fs_epoll_t **epolls;      /* [FS_EPOLL_MAX]; descriptor = max_sockets + index */
-    uint32_t *poll_head;      /* [max_sockets]: fs_poll's first entry per socket, or FS_NONE */
-    uint32_t *poll_next;      /* [poll_cap]: the next entry with the same socket */
+    uint64_t *changed;   /* [l.map_words]: sockets flagged since fs_poll last looked */
+    fs_epoll_t **epolls; /* [FS_EPOLL_MAX]; descriptor = max_sockets + index */
+    uint32_t *poll_head; /* [max_sockets]: fs_poll's first entry per socket, or FS_NONE */
+    uint32_t *poll_next; /* [poll_cap]: the next entry with the same socket */
     size_t poll_cap;
     struct fs_session_stats st;
 } fs_state_t;

@@ -37,10 +37,10 @@
 struct fs_epitem {
     fs_epoll_t *ep;
     int fd;
-    uint32_t events; /* FS_EPOLL* asked for, with ET / ONESHOT */
-    uint64_t data;   /* the caller's fs_epoll_data_t, all 8 bytes */
-    bool queued;     /* on ep's ready list */
-    bool armed;      /* false after a ONESHOT report, until MOD */
+    uint32_t events;                  /* FS_EPOLL* asked for, with ET / ONESHOT */
+    uint64_t data;                    /* the caller's fs_epoll_data_t, all 8 bytes */
+    bool queued;                      /* on ep's ready list */
+    bool armed;                       /* false after a ONESHOT report, until MOD */
     fs_epitem_t *sock_next;           /* the socket's next watcher */
     fs_epitem_t *rd_prev, *rd_next;   /* ep's ready list */
     fs_epitem_t *all_prev, *all_next; /* every item of ep */
@@ -262,12 +262,12 @@ int fs_poll(struct fs_pollfd *fds, unsigned long nfds, int timeout_ms)
 
 /* ---- epoll: instances and items ------------------------------------------------------------- */
 
-#define EP_EVENTS                                                                           \
-    (FS_EPOLLIN | FS_EPOLLPRI | FS_EPOLLOUT | FS_EPOLLERR | FS_EPOLLHUP | FS_EPOLLRDNORM |   \
+#define EP_EVENTS                                                                          \
+    (FS_EPOLLIN | FS_EPOLLPRI | FS_EPOLLOUT | FS_EPOLLERR | FS_EPOLLHUP | FS_EPOLLRDNORM | \
      FS_EPOLLRDBAND | FS_EPOLLWRNORM | FS_EPOLLWRBAND | FS_EPOLLMSG | FS_EPOLLRDHUP)
 #define EP_FLAGS (FS_EPOLLEXCLUSIVE | FS_EPOLLWAKEUP | FS_EPOLLONESHOT | FS_EPOLLET)
 /* What Linux allows beside EPOLLEXCLUSIVE. */
-#define EP_EXCLUSIVE_OK                                                                     \
+#define EP_EXCLUSIVE_OK                                                                          \
     (FS_EPOLLIN | FS_EPOLLPRI | FS_EPOLLRDNORM | FS_EPOLLRDBAND | FS_EPOLLOUT | FS_EPOLLWRNORM | \
      FS_EPOLLWRBAND | FS_EPOLLERR | FS_EPOLLHUP | FS_EPOLLWAKEUP | FS_EPOLLET | FS_EPOLLEXCLUSIVE)
 
