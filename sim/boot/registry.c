@@ -19,6 +19,7 @@ const boot_component_t boot_components[] = {
     {"ping", ping_main, "ICMP/ICMPv6 echo through netsrv.idl's ping (--netsrv NAME, default netsrv)"},
     {"echo", echo_main, "TCP and UDP echo server (RFC 862) on ferry/socket.h"},
     {"httpd", httpd_ferry_main, "HTTP server: built-in page or --root DIR, /stats with netsrv's counters"},
+    {"netmem", netmem_main, "netsrv's memory (lwIP heap and pools, clients) as JSON lines (benchmark probe)"},
     {NULL, NULL, NULL},
 };
 

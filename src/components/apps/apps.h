@@ -14,6 +14,8 @@ int nperf_main(int argc, char **argv);
 int ping_main(int argc, char **argv);
 /* Ferry only: httpd with /stats showing netsrv's counters (netstats.c). */
 int httpd_ferry_main(int argc, char **argv);
+/* Ferry only: netsrv's memory as JSON lines, the benchmark's probe (netmem.c). */
+int netmem_main(int argc, char **argv);
 
 /* httpd's /stats page: a provider writes plain text into buf (at most len
  * bytes, NUL-terminated) and returns its length, or -1. Ferry builds set
