@@ -12,9 +12,21 @@
  *  - --count is exact and --duration is kept;
  *  - the control protocol as documented in nperf.c answers a hand-written
  *    client, refuses bad hellos and unknown sessions;
- *  - bad command lines exit 2, an absent server exits 1.
+ *  - bad command lines exit 2, an absent server exits 1;
+ *  - http: a new connection per request, or one per flow with --keepalive
+ *    (counted by a small HTTP server in this test, which also splits its
+ *    answers and spells Content-Length in lower case), exactly --count
+ *    requests and body bytes; an answer other than 200 or without a length
+ *    fails the client; and it speaks to httpd-native;
+ *  - tcp-hold: the server has every connection open while they are held,
+ *    and a server that refuses some makes the client fail;
+ *  - in the simulator (ferry-sim, netsrv's loopback): tcp-hold and http
+ *    against httpd report the same exact counts, and netmem's second
+ *    snapshot sees the held connections (sockets, TCP PCBs, each client's
+ *    memory).
  * Traffic goes only to loopback addresses. Every child is bounded in time
- * (clients killed after 20 s) and servers die with the test (PDEATHSIG).
+ * (clients killed after 20 s, ferry-sim after 40 s) and servers die with the
+ * test (PDEATHSIG).
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -22,7 +34,10 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +273,378 @@ START_TEST(test_udp_stream)
 }
 END_TEST
 
+/* ---- http: a small HTTP server that counts what it gets ------------------------------------- */
+
+#define FAKE_CONNS 16
+
+typedef struct fake_http {
+    int lfd, port;
+    _Atomic int stop;
+    int accepts, requests, close_asked; /* read after the thread ended */
+    pthread_t thread;
+} fake_http_t;
+
+typedef struct fake_conn {
+    int fd;
+    size_t len;
+    char buf[2048];
+} fake_conn_t;
+
+/* The answer to one request (NUL-terminated, ends in the blank line); false
+ * if the connection is to close. Header and body go in separate writes. */
+static bool fake_answer(fake_http_t *h, fake_conn_t *c, char *end)
+{
+    h->requests++;
+    *end = '\0';
+    bool close_it = strstr(c->buf, "Connection: close") != NULL;
+    h->close_asked += close_it;
+    const char *hdr = "HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n";
+    if (strncmp(c->buf, "GET /404 ", 9) == 0)
+        hdr = "HTTP/1.1 404 Not Found\r\nContent-Length: 11\r\n\r\n";
+    else if (strncmp(c->buf, "GET /nolength ", 14) == 0)
+        hdr = "HTTP/1.1 200 OK\r\n\r\n";
+    send(c->fd, hdr, strlen(hdr), MSG_NOSIGNAL);
+    usleep(1000);
+    send(c->fd, "hello world", 11, MSG_NOSIGNAL);
+    size_t used = (size_t)(end + 4 - c->buf);
+    memmove(c->buf, c->buf + used, c->len - used);
+    c->len -= used;
+    return !close_it;
+}
+
+static void *fake_http_loop(void *p)
+{
+    fake_http_t *h = p;
+    fake_conn_t *cs = calloc(FAKE_CONNS, sizeof *cs);
+    int n = 0;
+    while (!atomic_load(&h->stop)) {
+        struct pollfd pf[FAKE_CONNS + 1] = {{.fd = h->lfd, .events = POLLIN}};
+        for (int i = 0; i < n; i++)
+            pf[1 + i] = (struct pollfd){.fd = cs[i].fd, .events = POLLIN};
+        if (poll(pf, (nfds_t)n + 1, 50) <= 0)
+            continue;
+        for (int i = n; i-- > 0;) {
+            if (pf[1 + i].revents == 0)
+                continue;
+            fake_conn_t *c = &cs[i];
+            ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len, 0);
+            bool keep = r > 0;
+            if (keep) {
+                c->len += (size_t)r;
+                c->buf[c->len] = '\0';
+                char *end;
+                while (keep && (end = strstr(c->buf, "\r\n\r\n")) != NULL)
+                    keep = fake_answer(h, c, end);
+            }
+            if (!keep) {
+                close(c->fd);
+                cs[i] = cs[--n];
+            }
+        }
+        if ((pf[0].revents & POLLIN) && n < FAKE_CONNS) {
+            int fd = accept(h->lfd, NULL, NULL);
+            if (fd >= 0) {
+                h->accepts++;
+                cs[n++] = (fake_conn_t){.fd = fd};
+            }
+        }
+    }
+    for (int i = 0; i < n; i++)
+        close(cs[i].fd);
+    free(cs);
+    return NULL;
+}
+
+static void fake_http_start(fake_http_t *h)
+{
+    *h = (fake_http_t){.port = host_free_port()};
+    h->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(h->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(h->lfd, (void *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(h->lfd, 64), 0);
+    ck_assert_int_eq(pthread_create(&h->thread, NULL, fake_http_loop, h), 0);
+}
+
+static void fake_http_stop(fake_http_t *h)
+{
+    atomic_store(&h->stop, 1);
+    pthread_join(h->thread, NULL);
+    close(h->lfd);
+}
+
+static int http_client(int port, const char *const extra[], char *out, size_t outmax)
+{
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    const char *args[32] = {"client", "--host", "127.0.0.1", "--port", ps, "--test", "http", "--json"};
+    int n = 8;
+    for (int i = 0; extra[i]; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    return client(args, out, outmax);
+}
+
+START_TEST(test_http)
+{
+    fake_http_t h;
+    char j[2048];
+    /* A connection per request. */
+    fake_http_start(&h);
+    const char *a1[] = {"--count", "12", "--conns", "3", NULL};
+    ck_assert_msg(http_client(h.port, a1, j, sizeof j) == 0, "client failed: %s", j);
+    fake_http_stop(&h);
+    jstr_is(j, "test", "http");
+    jstr_is(j, "unit", "requests/s");
+    ck_assert_msg(strstr(j, "\"keepalive\":false") != NULL, "%s", j);
+    ck_assert_uint_eq((uint64_t)jnum(j, "transactions"), 12);
+    ck_assert_uint_eq((uint64_t)jnum(j, "body_bytes"), 12 * 11);
+    check_rate(j, 12);
+    check_latency(j);
+    ck_assert_int_eq(h.accepts, 12);
+    ck_assert_int_eq(h.requests, 12);
+    ck_assert_int_eq(h.close_asked, 12);
+    /* Keep-alive: one connection per flow for all its requests. */
+    fake_http_start(&h);
+    const char *a2[] = {"--count", "40", "--conns", "2", "--keepalive", NULL};
+    ck_assert_msg(http_client(h.port, a2, j, sizeof j) == 0, "client failed: %s", j);
+    fake_http_stop(&h);
+    ck_assert_msg(strstr(j, "\"keepalive\":true") != NULL, "%s", j);
+    ck_assert_uint_eq((uint64_t)jnum(j, "transactions"), 40);
+    ck_assert_uint_eq((uint64_t)jnum(j, "body_bytes"), 40 * 11);
+    ck_assert_int_eq(h.accepts, 2);
+    ck_assert_int_eq(h.requests, 40);
+    ck_assert_int_eq(h.close_asked, 0);
+    /* Answers it must refuse. */
+    static const char *const bad[] = {"/404", "/nolength"};
+    for (int i = 0; i < 2; i++) {
+        fake_http_start(&h);
+        const char *a3[] = {"--count", "3", "--path", bad[i], NULL};
+        int st = http_client(h.port, a3, j, sizeof j);
+        fake_http_stop(&h);
+        ck_assert_msg(st == 1 && j[0] == '\0', "path %s: exit %d, output %s", bad[i], st, j);
+    }
+}
+END_TEST
+
+/* The same client against httpd-native's built-in page. */
+START_TEST(test_http_httpd)
+{
+    const char *httpd = getenv("HTTPD_NATIVE");
+    ck_assert_msg(httpd != NULL, "HTTPD_NATIVE not set");
+    int p = host_free_port();
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", p);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (!getenv("FERRY_TEST_VERBOSE"))
+            freopen("/dev/null", "w", stderr);
+        execl(httpd, httpd, "--port", ps, "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    int s = -1;
+    for (int tries = 0; tries < 250 && s < 0; tries++) {
+        s = host_connect(AF_INET, p, 5);
+        if (s < 0)
+            usleep(20000);
+    }
+    ck_assert_msg(s >= 0, "httpd-native does not listen");
+    close(s);
+    char j[2048];
+    const char *ka[] = {"--count", "30", "--conns", "2", "--keepalive", NULL};
+    ck_assert_msg(http_client(p, ka, j, sizeof j) == 0, "client failed: %s", j);
+    ck_assert_uint_eq((uint64_t)jnum(j, "transactions"), 30);
+    double body = jnum(j, "body_bytes");
+    ck_assert_msg(body > 0 && fmod(body, 30) == 0, "30 answers of one page, yet %f bytes", body);
+    const char *cl[] = {"--count", "10", NULL};
+    ck_assert_msg(http_client(p, cl, j, sizeof j) == 0, "client failed: %s", j);
+    ck_assert_uint_eq((uint64_t)jnum(j, "transactions"), 10);
+    ck_assert_msg(jnum(j, "body_bytes") == body / 3, "10 answers: %s", j);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+END_TEST
+
+/* ---- tcp-hold ---------------------------------------------------------------------------------- */
+
+START_TEST(test_tcp_hold)
+{
+    start_server();
+    char j[2048];
+    const char *a1[] = {"--test", "tcp-hold", "--conns", "300", "--hold", "0.2", NULL};
+    run_json(host_of(_i), a1, j, sizeof j);
+    jstr_is(j, "test", "tcp-hold");
+    jstr_is(j, "unit", "connections");
+    ck_assert_uint_eq((uint64_t)jnum(j, "value"), 300);
+    ck_assert_uint_eq((uint64_t)jnum(j, "held"), 300);
+    ck_assert_uint_eq((uint64_t)jnum(j, "server_open"), 300);
+    ck_assert_msg(jnum(j, "hold_seconds") == 0.2 && jnum(j, "open_seconds") > 0, "%s", j);
+    stop_server();
+}
+END_TEST
+
+/* A server that takes only 50 connections: the client must not claim 80. */
+START_TEST(test_tcp_hold_refused)
+{
+    port = host_free_port();
+    snprintf(port_s, sizeof port_s, "%d", port);
+    server_pid = fork();
+    ck_assert_int_ge(server_pid, 0);
+    if (server_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (!getenv("FERRY_TEST_VERBOSE"))
+            freopen("/dev/null", "w", stderr);
+        execl(exe(), exe(), "server", "--port", port_s, "--quiet", "--max-clients", "50", (char *)NULL);
+        _exit(127);
+    }
+    int s = -1;
+    for (int tries = 0; tries < 250 && s < 0; tries++) {
+        s = host_connect(AF_INET, port, 5);
+        if (s < 0)
+            usleep(20000);
+    }
+    ck_assert_msg(s >= 0, "the server does not listen");
+    close(s);
+    const char *args[] = {"client", "--host", "127.0.0.1", "--port", port_s, "--json", "--test", "tcp-hold",
+                          "--conns", "80", NULL};
+    char out[2048];
+    ck_assert_int_eq(client(args, out, sizeof out), 1);
+    ck_assert_str_eq(out, "");
+    stop_server();
+}
+END_TEST
+
+/* ---- In the simulator ---------------------------------------------------------------------- */
+
+#define SIM_TIMEOUT_MS 40000
+
+/* The lines of `out` that start with `prefix`, in order: the n-th (0-based) or NULL. */
+static const char *line_with(const char *out, const char *prefix, int nth)
+{
+    for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, prefix, strlen(prefix)) == 0 && nth-- == 0)
+            return l;
+    return NULL;
+}
+
+/* The JSON object starting at `l`, up to its end of line, copied into buf. */
+static const char *one_line(const char *l, char *buf, size_t max)
+{
+    ck_assert_ptr_nonnull(l);
+    size_t n = strcspn(l, "\n");
+    ck_assert_uint_lt(n, max);
+    memcpy(buf, l, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static const char sim_cfg[] =
+    "tasks = (\n"
+    "  { name = \"netsrv\"; component = \"netsrv\"; },\n"
+    "  { name = \"mem\"; component = \"netmem\"; args = [ \"--until-sockets\", \"208\", \"--timeout\", \"40\" ]; },\n"
+    "  { name = \"srv\"; component = \"nperf\"; args = [ \"server\", \"--quiet\", \"--max-sockets\", \"128\",\n"
+    "      \"--ring-size\", \"1024\" ]; },\n"
+    "  { name = \"hold\"; component = \"nperf\"; args = [ \"client\", \"--host\", \"127.0.0.1\", \"--test\",\n"
+    "      \"tcp-hold\", \"--conns\", \"100\", \"--hold\", \"2\", \"--json\", \"--wait-ms\", \"5000\", \"--delay-ms\",\n"
+    "      \"300\", \"--max-sockets\", \"110\", \"--ring-size\", \"1024\" ]; },\n"
+    "  { name = \"httpd\"; component = \"httpd\"; args = [ \"--port\", \"80\", \"--quiet\" ]; },\n"
+    "  { name = \"ka\"; component = \"nperf\"; args = [ \"client\", \"--host\", \"::1\", \"--port\", \"80\",\n"
+    "      \"--test\", \"http\", \"--keepalive\", \"--count\", \"50\", \"--json\", \"--wait-ms\", \"5000\" ]; },\n"
+    "  { name = \"close\"; component = \"nperf\"; args = [ \"client\", \"--host\", \"127.0.0.1\", \"--port\", \"80\",\n"
+    "      \"--test\", \"http\", \"--count\", \"20\", \"--conns\", \"2\", \"--json\", \"--delay-ms\", \"200\" ]; }\n"
+    ");\n"
+    "endpoints = (\n"
+    "  { name = \"netsrv\"; server = \"netsrv\"; clients = ( { task = \"mem\"; badge = 1; }, { task = \"srv\"; badge = 2; },\n"
+    "      { task = \"hold\"; badge = 3; }, { task = \"httpd\"; badge = 4; }, { task = \"ka\"; badge = 5; },\n"
+    "      { task = \"close\"; badge = 6; } ); }\n"
+    ");\n";
+
+/* Boot sim_cfg; collect stdout until the five result lines are there (or
+ * the time is up), then stop ferry-sim. */
+static void sim_run(char *out, size_t outmax)
+{
+    const char *sim = getenv("FERRY_SIM");
+    ck_assert_msg(sim != NULL, "FERRY_SIM not set");
+    char cfg[64];
+    snprintf(cfg, sizeof cfg, "/tmp/ferry-nperf-test-%d.cfg", (int)getpid());
+    FILE *f = fopen(cfg, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(sim_cfg, f);
+    fclose(f);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        if (!getenv("FERRY_TEST_VERBOSE"))
+            freopen("/dev/null", "w", stderr);
+        execl(sim, sim, "--run-for", "45", cfg, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    out[0] = '\0';
+    while (!(line_with(out, "{\"netmem\":1", 0) && line_with(out, "{\"test\":", 2))) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = SIM_TIMEOUT_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        struct pollfd pf = {.fd = p[0], .events = POLLIN};
+        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+            break;
+        ssize_t n = read(p[0], out + len, outmax - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        out[len] = '\0';
+        ck_assert_uint_lt(len, outmax - 1);
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    close(p[0]);
+    unlink(cfg);
+}
+
+START_TEST(test_in_simulator)
+{
+    static char out[65536];
+    char j[8192];
+    sim_run(out, sizeof out);
+    ck_assert_msg(line_with(out, "{\"netmem\":1", 0) && line_with(out, "{\"test\":", 2),
+                  "not every result came: %s", out);
+    const char *hold = line_with(out, "{\"test\":\"tcp-hold\"", 0);
+    one_line(hold, j, sizeof j);
+    ck_assert_uint_eq((uint64_t)jnum(j, "held"), 100);
+    ck_assert_uint_eq((uint64_t)jnum(j, "server_open"), 100);
+    for (int i = 0; i < 2; i++) {
+        one_line(line_with(out, "{\"test\":\"http\"", i), j, sizeof j);
+        bool ka = strstr(j, "\"keepalive\":true") != NULL;
+        ck_assert_uint_eq((uint64_t)jnum(j, "transactions"), ka ? 50 : 20);
+        ck_assert_msg(jnum(j, "body_bytes") > 0, "%s", j);
+        check_latency(j);
+    }
+    /* netmem: a first snapshot at once, the second with the connections
+     * (208 sockets: the 100 connections' 200, nperf's listeners and control
+     * connection, httpd's listeners): their 200 TCP PCBs, memory held for
+     * the server and the client. */
+    one_line(line_with(out, "{\"netmem\":0", 0), j, sizeof j);
+    ck_assert_msg(jnum(j, "TCP_PCB") >= 0 && jnum(j, "heap_used") >= 0, "%s", j);
+    one_line(line_with(out, "{\"netmem\":1", 0), j, sizeof j);
+    ck_assert_msg(jnum(j, "sockets") >= 208, "%s", j);
+    ck_assert_msg(jnum(j, "TCP_PCB") >= 200, "%s", j);
+    ck_assert_msg(jnum(j, "2") > 128 * 2 * 1024 && jnum(j, "3") > 110 * 2 * 1024, "%s", j);
+    ck_assert_msg(jnum(j, "heap_used") >= 0, "%s", j);
+}
+END_TEST
+
 /* Real loss: the server is stopped for 0.4 s in the middle of a stream, so
  * its socket buffer overflows and the kernel drops datagrams. (Tried up to
  * three times: on a loaded machine the stop may miss the sending window.) */
@@ -424,6 +811,7 @@ START_TEST(test_protocol)
     start_server();
     char got[256];
     static const char *const bad[] = {"HELLO\n", "NPERF1 CTRL tcp-rr\n", "NPERF1 CTRL nope 1\n",
+                                      "NPERF1 CTRL http 0\n", "NPERF1 CTRL tcp-hold 2\n",
                                       "NPERF1 CTRL udp-stream 8\n", "NPERF1 CTRL tcp-rr 1 extra\n",
                                       "NPERF1 DATA 12345\n", "NPERF2 CTRL tcp-rr 1\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -523,6 +911,21 @@ START_TEST(test_bad_command_lines)
         {"client", "--host", "127.0.0.1", "--test", "tcp-rr", "--conns", "257", NULL},
         {"client", "--host", "127.0.0.1", "--test", "tcp-rr", "--port", NULL},
         {"client", "--host", "127.0.0.1", "--test", "tcp-rr", "--jsonx", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "tcp-rr", "--hold", "1", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "tcp-rr", "--keepalive", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "tcp-rr", "--path", "/", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "http", "--size", "10", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "http", "--path", "nope", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "http", "--path", "/a b", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "tcp-hold", "--duration", "1", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "tcp-hold", "--conns", "65537", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "tcp-hold", "--hold", "0", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "tcp-crr", "--conns", "300", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "tcp-rr", "--max-sockets", "0", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "tcp-rr", "--ring-size", "100", NULL},
+        {"client", "--host", "127.0.0.1", "--test", "tcp-rr", "--delay-ms", "x", NULL},
+        {"server", "--ring-size", "32", NULL},
+        {"server", "--max-sockets", "5000", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[256];
@@ -560,6 +963,11 @@ int main(void)
     tcase_add_loop_test(t, test_tcp_crr, 0, 2);
     tcase_add_test(t, test_concurrent_sessions);
     tcase_add_test(t, test_human_output);
+    tcase_add_test(t, test_http);
+    tcase_add_test(t, test_http_httpd);
+    tcase_add_loop_test(t, test_tcp_hold, 0, 2);
+    tcase_add_test(t, test_tcp_hold_refused);
+    tcase_add_test(t, test_in_simulator);
     tcase_add_test(t, test_protocol);
     tcase_add_test(t, test_bad_command_lines);
     tcase_add_test(t, test_no_server);

@@ -5,12 +5,18 @@
  * systems are measured with the same tool.
  *
  * usage:
- *   nperf server [--port N] [--max-clients N] [--quiet]
+ *   nperf server [--port N] [--max-clients N] [--quiet] [SESSION]
  *   nperf client --host ADDR --test T [--port N] [--duration S | --count N]
- *                [--size BYTES] [--conns N] [--wait-ms MS] [--json]
+ *                [--size BYTES] [--conns N] [--wait-ms MS] [--delay-ms MS]
+ *                [--hold S] [--keepalive] [--path P] [--json] [SESSION]
+ *   SESSION: [--max-sockets N] [--ring-size BYTES] (Ferry's socket session,
+ *   fs_session_configure; the native build ignores them)
  * Default port 5301, default --duration 10 (seconds, fractions allowed).
- * --wait-ms: keep retrying a refused control connection that long (a
- * client booted beside its server may start before the server listens).
+ * --wait-ms: keep retrying a refused control connection (http: a first
+ * connection) that long (a client booted beside its server may start
+ * before the server listens).
+ * --delay-ms: sleep that long before anything else (so that a probe booted
+ * beside the client sees the system before the test).
  * A bad command line exits 2; a failed test exits 1.
  *
  * Tests (the client drives, the server serves any number of them at once):
@@ -30,6 +36,19 @@
  *               request unanswered for 1 s counts as lost and the next goes.
  *   tcp-crr     N loops of connect + one transaction + close; result:
  *               connections/s and the latency of the whole sequence.
+ *   tcp-hold    open --conns N idle connections (1 .. 65536; at most 128
+ *               connecting at once), wait until the server has accepted
+ *               every one, log "holding N connections", keep them --hold
+ *               seconds (default 1) without traffic, check that the server
+ *               still has them all, close. Result: the connections held,
+ *               and how long opening them took.
+ *   http        not against an nperf server: GET --path (default "/") from
+ *               an HTTP/1.1 server (httpd), N connections, one request
+ *               outstanding on each; a new connection per request
+ *               ("Connection: close"), or with --keepalive one connection
+ *               for all of a flow's requests. Every answer must be "200"
+ *               with a Content-Length; result: requests/s and latency (of
+ *               connect + request + answer without --keepalive).
  * Latency is reported in microseconds: mean, median, p99 (nearest rank),
  * min, max. The client stores at most 2^20 samples per run (a uniform
  * reservoir beyond that); mean, min and max always cover every sample.
@@ -42,7 +61,9 @@
  * "lost", "loss_pct", "sent_per_s", "mbit_s", "send_errors"; rr and crr
  * "transactions", "mean_us", "median_us", "p99_us", "min_us", "max_us",
  * and "lost" (udp-rr), "server_transactions" (tcp-rr), "server_conns"
- * (tcp-crr).
+ * (tcp-crr); http the same as rr plus "body_bytes", "keepalive";
+ * tcp-hold "held", "open_seconds", "hold_seconds", "server_open" (value =
+ * connections held, "seconds" = the time opening them took).
  *
  * ---- Control protocol, version 1 ----------------------------------------
  * Everything goes to the server's one port P: TCP for the control and data
@@ -66,6 +87,7 @@
  *   "END"    -> the same RESULT line, then the server closes: the session
  *               ends. It also ends when the control connection goes. When
  *               a session ends, the server closes its data connections.
+ * A tcp-hold session's data connections send nothing after their hello.
  * conns: data connections accepted; bytes: tcp-stream payload bytes;
  * datagrams: udp-stream datagrams (their bytes are not in "bytes");
  * transactions: TCP requests answered; open: data connections still open.
@@ -94,6 +116,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define NP_PORT 5301
 #define NP_LINE_MAX 128
@@ -105,6 +128,10 @@
 #define NP_UDP_KIND_STREAM 1u
 #define NP_TCP_SIZE_MAX (1024u * 1024u)
 #define NP_CONNS_MAX 256u
+#define NP_HOLD_MAX 65536u             /* tcp-hold: connections */
+#define NP_HOLD_WINDOW 128u            /* tcp-hold: connecting at once */
+#define NP_HTTP_HDR_MAX 4096u          /* http: longest response header */
+#define NP_PATH_MAX 200u
 #define NP_OWED_MAX (1024u * 1024u)    /* unanswered request bytes before the server stops reading */
 #define NP_SAMPLES_MAX (1u << 20)
 #define NP_MS 1000000ull
@@ -116,18 +143,22 @@ static const uint8_t np_magic[4] = {'N', 'P', 'R', 'F'};
 
 /* ---- Tests ------------------------------------------------------------------------ */
 
-enum np_test { NP_TCP_STREAM, NP_UDP_STREAM, NP_TCP_RR, NP_UDP_RR, NP_TCP_CRR, NP_TESTS };
+enum np_test { NP_TCP_STREAM, NP_UDP_STREAM, NP_TCP_RR, NP_UDP_RR, NP_TCP_CRR, NP_TCP_HOLD, NP_HTTP, NP_TESTS };
 
+/* size_max 0: --size does not apply. served: an nperf server runs it (the
+ * control protocol); http talks to an HTTP server instead. */
 static const struct {
     const char *name;
     uint32_t size_def, size_min, size_max;
-    bool tcp;
+    bool tcp, served;
 } np_tests[NP_TESTS] = {
-    [NP_TCP_STREAM] = {"tcp-stream", 131072, 1, NP_TCP_SIZE_MAX, true},
-    [NP_UDP_STREAM] = {"udp-stream", 1024, NP_UDP_HDR, NP_UDP_MAX, false},
-    [NP_TCP_RR] = {"tcp-rr", 1, 1, NP_TCP_SIZE_MAX, true},
-    [NP_UDP_RR] = {"udp-rr", 1, 1, NP_UDP_MAX, false},
-    [NP_TCP_CRR] = {"tcp-crr", 1, 1, NP_TCP_SIZE_MAX, true},
+    [NP_TCP_STREAM] = {"tcp-stream", 131072, 1, NP_TCP_SIZE_MAX, true, true},
+    [NP_UDP_STREAM] = {"udp-stream", 1024, NP_UDP_HDR, NP_UDP_MAX, false, true},
+    [NP_TCP_RR] = {"tcp-rr", 1, 1, NP_TCP_SIZE_MAX, true, true},
+    [NP_UDP_RR] = {"udp-rr", 1, 1, NP_UDP_MAX, false, true},
+    [NP_TCP_CRR] = {"tcp-crr", 1, 1, NP_TCP_SIZE_MAX, true, true},
+    [NP_TCP_HOLD] = {"tcp-hold", 1, 1, 1, true, true},
+    [NP_HTTP] = {"http", 0, 0, 0, true, false},
 };
 
 static int np_test_find(const char *name)
@@ -155,6 +186,47 @@ static void np_nodelay(int fd)
 {
     int one = 1;
     fs_setsockopt(fd, FS_IPPROTO_TCP, FS_TCP_NODELAY, &one, sizeof one);
+}
+
+/* Ferry's socket session geometry (--max-sockets, --ring-size); 0 = the
+ * library's default. The native backend ignores it. */
+typedef struct np_session_cfg {
+    uint32_t max_sockets, ring_size;
+} np_session_cfg_t;
+
+#define NP_SESSION_SOCKETS_DEF 64u
+#define NP_SESSION_RING_DEF 65536u
+
+/* Parse one session option at argv[i] (its value at argv[i + 1]): 1 if it
+ * was one (i advanced), 0 if not, -1 if its value is bad. */
+static int np_session_arg(np_session_cfg_t *sc, int argc, char **argv, int *i)
+{
+    bool sockets = strcmp(argv[*i], "--max-sockets") == 0, ring = strcmp(argv[*i], "--ring-size") == 0;
+    if (!sockets && !ring)
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    const char *v = argv[++*i];
+    if (sockets)
+        return app_parse_u32(v, 1, 4096, &sc->max_sockets) == 0 ? 1 : -1;
+    if (app_parse_u32(v, 64, 1u << 30, &sc->ring_size) != 0 || (sc->ring_size & (sc->ring_size - 1)) != 0)
+        return -1;
+    return 1;
+}
+
+/* Before the first socket call. */
+static int np_session_apply(const np_session_cfg_t *sc)
+{
+    if (sc->max_sockets == 0 && sc->ring_size == 0)
+        return 0;
+    uint32_t n = sc->max_sockets ? sc->max_sockets : NP_SESSION_SOCKETS_DEF;
+    uint32_t r = sc->ring_size ? sc->ring_size : NP_SESSION_RING_DEF;
+    if (fs_session_configure("netsrv", n, r) != 0) {
+        mk_log("cannot configure the socket session (%u sockets, %u-byte rings): %s", (unsigned)n, (unsigned)r,
+               strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 /* ======================================================================== */
@@ -187,6 +259,7 @@ typedef struct np_conn {
 typedef struct np_server {
     uint32_t port, max_clients;
     bool quiet;
+    np_session_cfg_t session;
     int lfd[2], ufd[2]; /* IPv4, IPv6; -1 = none */
     uint32_t nconns;
     np_conn_t **conns;
@@ -314,7 +387,8 @@ static void np_hello(np_server_t *s, np_conn_t *c)
     if (strcmp(w[1], "CTRL") == 0 && n == 4) {
         int t = np_test_find(w[2]);
         uint32_t size;
-        if (t < 0 || app_parse_u32(w[3], np_tests[t].size_min, np_tests[t].size_max, &size) != 0) {
+        if (t < 0 || !np_tests[t].served ||
+            app_parse_u32(w[3], np_tests[t].size_min, np_tests[t].size_max, &size) != 0) {
             np_conn_answer(c, true, "ERR bad test or size\n");
             return;
         }
@@ -339,7 +413,7 @@ static void np_hello(np_server_t *s, np_conn_t *c)
     }
     c->sid = ss->id;
     c->size = ss->size;
-    c->kind = ss->test == NP_TCP_STREAM ? NP_C_SINK : NP_C_RR;
+    c->kind = ss->test == NP_TCP_STREAM || ss->test == NP_TCP_HOLD ? NP_C_SINK : NP_C_RR;
     if (c->kind == NP_C_RR)
         np_nodelay(c->fd);
     ss->conns++;
@@ -492,6 +566,8 @@ static void np_udp_serve(np_server_t *s, int fd)
 static int np_server_setup(np_server_t *s)
 {
     int fams[2] = {FS_AF_INET, FS_AF_INET6};
+    if (np_session_apply(&s->session) != 0)
+        return -1;
     for (int f = 0; f < 2; f++) {
         s->lfd[f] = app_listen(fams[f], FS_SOCK_STREAM, (uint16_t)s->port, 256);
         s->ufd[f] = app_listen(fams[f], FS_SOCK_DGRAM, (uint16_t)s->port, 0);
@@ -645,6 +721,10 @@ typedef struct np_flow {
     bool waiting;      /* udp-rr: a request is out */
     uint32_t seq;      /* udp-rr: sequence number of that request */
     uint64_t t0;       /* start of the current transaction (crr: of the connect) */
+    char *hdr;         /* http: the answer's header so far (NP_HTTP_HDR_MAX bytes) */
+    uint32_t hdr_len;  /* http: bytes in hdr */
+    bool in_body;      /* http: the header is complete, body_left bytes of body follow */
+    uint64_t body_left;
 } np_flow_t;
 
 typedef struct np_client {
@@ -653,6 +733,11 @@ typedef struct np_client {
     uint32_t port, size, conns, count, wait_ms;
     uint64_t duration_ns;
     bool use_count, json;
+    bool keepalive;        /* http */
+    const char *path;      /* http */
+    uint64_t hold_ns;      /* tcp-hold */
+    uint32_t delay_ms;
+    np_session_cfg_t session;
     /* fs_sockaddr_storage is only 2-byte aligned; app_addr() writes an
      * fs_sockaddr_in(6), which needs 4. */
     _Alignas(8) struct fs_sockaddr_storage addr;
@@ -663,13 +748,15 @@ typedef struct np_client {
     uint8_t *unit; /* TCP: hello line + `size` payload bytes; UDP: one datagram */
     uint32_t hello_len, unit_len;
     uint8_t *rbuf;
+    char *hdrs; /* http: the flows' header buffers */
     np_flow_t *flows;
 
     uint64_t started, done;    /* units (messages, datagrams, transactions, connections) */
-    uint64_t bytes, lost, send_errors;
+    uint64_t bytes, lost, send_errors, body_bytes;
     uint64_t t_start, deadline, t_end, last_progress;
     np_lat_t lat;
     uint64_t srv_conns, srv_bytes, srv_datagrams, srv_transactions, srv_open;
+    uint64_t held_open; /* tcp-hold: the server's open connections after the hold */
 } np_client_t;
 
 static bool np_more(np_client_t *c, uint64_t now)
@@ -750,18 +837,37 @@ static int np_ctrl_line(np_client_t *c, char *line)
     }
 }
 
-static int np_ctrl_open(np_client_t *c)
+/* A connection to the server, retried while refused for --wait-ms; -1 (logged) if none. */
+static int np_connect_retry(np_client_t *c)
 {
     uint64_t give_up = mk_time_ns() + (uint64_t)c->wait_ms * 1000000ull;
-    c->ctrl = np_connect_wait(c);
-    while (c->ctrl < 0 && errno == ECONNREFUSED && mk_time_ns() < give_up) {
+    int fd = np_connect_wait(c);
+    while (fd < 0 && errno == ECONNREFUSED && mk_time_ns() < give_up) {
         mk_sleep_ns(50000000ull); /* the server may not listen yet */
-        c->ctrl = np_connect_wait(c);
+        fd = np_connect_wait(c);
     }
-    if (c->ctrl < 0) {
+    if (fd < 0)
         mk_log("cannot connect to %s port %u: %s", c->host, (unsigned)c->port, strerror(errno));
+    return fd;
+}
+
+/* http: with --wait-ms, wait until the server listens. */
+static int np_server_wait(np_client_t *c)
+{
+    if (c->wait_ms == 0)
+        return 0;
+    int fd = np_connect_retry(c);
+    if (fd < 0)
         return -1;
-    }
+    fs_close(fd);
+    return 0;
+}
+
+static int np_ctrl_open(np_client_t *c)
+{
+    c->ctrl = np_connect_retry(c);
+    if (c->ctrl < 0)
+        return -1;
     char line[NP_LINE_MAX];
     snprintf(line, sizeof line, "NPERF1 CTRL %s %u\n", np_tests[c->test].name, (unsigned)c->size);
     if (np_ctrl_send(c, line) != 0 || np_ctrl_line(c, line) != 0) {
@@ -806,6 +912,13 @@ static void np_progress(np_client_t *c, uint64_t now)
     c->last_progress = now;
 }
 
+/* A connection per transaction (tcp-crr, http without --keepalive): the
+ * latency then counts from the connect. */
+static bool np_reconnects(const np_client_t *c)
+{
+    return c->test == NP_TCP_CRR || (c->test == NP_HTTP && !c->keepalive);
+}
+
 /* Start a unit (message or transaction) on a connected flow. The first unit
  * of a connection was counted in `started` when the connection began. */
 static void np_unit_begin(np_client_t *c, np_flow_t *f, bool first, uint64_t now)
@@ -814,7 +927,7 @@ static void np_unit_begin(np_client_t *c, np_flow_t *f, bool first, uint64_t now
         c->started++;
     f->off = first ? 0 : c->hello_len;
     f->resp_got = 0;
-    if (c->test != NP_TCP_CRR)
+    if (!np_reconnects(c))
         f->t0 = now;
 }
 
@@ -887,7 +1000,7 @@ static int np_rr_done(np_client_t *c, np_flow_t *f, uint64_t now)
 {
     np_lat_add(&c->lat, now - f->t0);
     c->done++;
-    if (c->test == NP_TCP_CRR) {
+    if (np_reconnects(c)) {
         fs_close(f->fd);
         f->fd = -1;
         if (!np_more(c, now)) {
@@ -902,6 +1015,73 @@ static int np_rr_done(np_client_t *c, np_flow_t *f, uint64_t now)
     }
     np_unit_begin(c, f, false, now);
     return np_flow_send(c, f, now);
+}
+
+/* http: the answer's header is complete in f->hdr (NUL-terminated, `end`
+ * at its blank line): check it, take the body bytes that came with it. */
+static int np_http_header(np_client_t *c, np_flow_t *f, const char *end)
+{
+    unsigned status = 0;
+    if (strncmp(f->hdr, "HTTP/1.", 7) != 0 || sscanf(f->hdr + 8, " %u", &status) != 1 || status != 200) {
+        mk_log("http: the server answered '%.*s'", (int)strcspn(f->hdr, "\r\n"), f->hdr);
+        return -1;
+    }
+    uint64_t len = UINT64_MAX;
+    for (const char *l = strstr(f->hdr, "\r\n"); l != NULL && l < end; l = strstr(l + 2, "\r\n")) {
+        unsigned long long v;
+        if (strncasecmp(l + 2, "Content-Length:", 15) == 0 && sscanf(l + 17, " %llu", &v) == 1)
+            len = v;
+    }
+    uint32_t head = (uint32_t)(end + 4 - f->hdr), extra = f->hdr_len - head;
+    if (len == UINT64_MAX || extra > len) {
+        mk_log("http: %s", len == UINT64_MAX ? "an answer without Content-Length" : "more bytes than the answer");
+        return -1;
+    }
+    f->in_body = true;
+    f->body_left = len - extra;
+    c->body_bytes += extra;
+    return 0;
+}
+
+/* http: read the answer (header, then body) to the request on flow f. */
+static int np_http_read(np_client_t *c, np_flow_t *f, uint64_t now)
+{
+    for (int k = 0; k < 8 && f->state == NP_F_RUN; k++) {
+        fs_ssize_t n;
+        if (f->in_body)
+            n = fs_recv(f->fd, c->rbuf, f->body_left < NP_BUF ? (size_t)f->body_left : NP_BUF, FS_MSG_DONTWAIT);
+        else
+            n = fs_recv(f->fd, f->hdr + f->hdr_len, NP_HTTP_HDR_MAX - 1 - f->hdr_len, FS_MSG_DONTWAIT);
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n <= 0) {
+            mk_log("http: %s", n < 0 ? strerror(errno) : "the server closed the connection before the answer");
+            return -1;
+        }
+        np_progress(c, now);
+        if (f->in_body) {
+            f->body_left -= (uint64_t)n;
+            c->body_bytes += (uint64_t)n;
+        } else {
+            f->hdr_len += (uint32_t)n;
+            f->hdr[f->hdr_len] = '\0';
+            const char *end = strstr(f->hdr, "\r\n\r\n");
+            if (end == NULL && f->hdr_len == NP_HTTP_HDR_MAX - 1) {
+                mk_log("http: an answer header over %u bytes", (unsigned)NP_HTTP_HDR_MAX);
+                return -1;
+            }
+            if (end == NULL)
+                continue;
+            if (np_http_header(c, f, end) != 0)
+                return -1;
+        }
+        if (f->in_body && f->body_left == 0) {
+            f->in_body = false;
+            f->hdr_len = 0;
+            return np_rr_done(c, f, now); /* (without keep-alive, f->fd is another socket now) */
+        }
+    }
+    return 0;
 }
 
 static int np_tcp_event(np_client_t *c, np_flow_t *f, short rev, uint64_t now)
@@ -928,6 +1108,8 @@ static int np_tcp_event(np_client_t *c, np_flow_t *f, short rev, uint64_t now)
     }
     if ((rev & (FS_POLLIN | FS_POLLHUP | FS_POLLERR)) == 0)
         return 0;
+    if (c->test == NP_HTTP)
+        return np_http_read(c, f, now);
     for (int k = 0; k < 4 && f->state != NP_F_DONE; k++) {
         size_t want = NP_BUF;
         if (f->state == NP_F_RUN && c->test != NP_TCP_STREAM)
@@ -1170,6 +1352,132 @@ static int np_client_loop(np_client_t *c)
     return err;
 }
 
+/* ---- Client: tcp-hold -------------------------------------------------------------- */
+
+/* A connecting hold flow is connected: check it. */
+static int np_hold_connected(np_flow_t *f)
+{
+    int err = 0;
+    fs_socklen_t el = sizeof err;
+    if (fs_getsockopt(f->fd, FS_SOL_SOCKET, FS_SO_ERROR, &err, &el) != 0 || err != 0) {
+        mk_log("connect: %s", strerror(err ? err : errno));
+        return -1;
+    }
+    f->state = NP_F_RUN;
+    f->off = 0;
+    return 0;
+}
+
+/* Open every connection, at most NP_HOLD_WINDOW connecting at once, and send
+ * each its hello line; 0 once all have, -1 on failure. pfd and idx have
+ * room for c->conns entries. */
+static int np_hold_open(np_client_t *c, struct fs_pollfd *pfd, uint32_t *idx)
+{
+    uint32_t next = 0, connecting = 0, sent = 0;
+    while (sent < c->conns) {
+        uint64_t now = mk_time_ns();
+        for (; next < c->conns && connecting < NP_HOLD_WINDOW; next++, connecting++)
+            if (np_flow_connect(c, &c->flows[next], now) != 0)
+                return -1;
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < next; i++) {
+            np_flow_t *f = &c->flows[i];
+            if (f->state == NP_F_CONNECT || f->off < c->unit_len) {
+                pfd[n] = (struct fs_pollfd){.fd = f->fd, .events = FS_POLLOUT};
+                idx[n++] = i;
+            }
+        }
+        if (now - c->last_progress > NP_STALL_NS) {
+            mk_log("opening connections: no progress for %llu s (%u of %u open)",
+                   (unsigned long long)(NP_STALL_NS / 1000 / NP_MS), (unsigned)sent, (unsigned)c->conns);
+            return -1;
+        }
+        int r = fs_poll(pfd, n, 100);
+        if (r < 0 && errno != EINTR) {
+            mk_log("poll: %s", strerror(errno));
+            return -1;
+        }
+        now = mk_time_ns();
+        for (uint32_t k = 0; r > 0 && k < n; k++) {
+            np_flow_t *f = &c->flows[idx[k]];
+            if (pfd[k].revents == 0)
+                continue;
+            if (f->state == NP_F_CONNECT) {
+                if (np_hold_connected(f) != 0)
+                    return -1;
+                connecting--;
+                np_progress(c, now);
+            }
+            if (np_flow_send(c, f, now) != 0)
+                return -1;
+            if (f->off == c->unit_len) {
+                sent++;
+                c->done++;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Wait until the server has every connection (it counts one once it has
+ * read its hello); -1 if that stalls. */
+static int np_hold_accepted(np_client_t *c)
+{
+    uint64_t last = 0;
+    for (;;) {
+        if (np_ctrl_result(c, "STATS\n") != 0)
+            return -1;
+        uint64_t now = mk_time_ns();
+        if (c->srv_open >= c->conns)
+            return 0;
+        if (c->srv_open != last)
+            np_progress(c, now);
+        last = c->srv_open;
+        if (now - c->last_progress > NP_STALL_NS) {
+            mk_log("the server accepted only %llu of %u connections", (unsigned long long)c->srv_open,
+                   (unsigned)c->conns);
+            return -1;
+        }
+        mk_sleep_ns(20 * NP_MS);
+    }
+}
+
+static int np_hold(np_client_t *c)
+{
+    struct fs_pollfd *pfd = calloc(c->conns, sizeof *pfd);
+    uint32_t *idx = calloc(c->conns, sizeof *idx);
+    int err = -1;
+    for (uint32_t i = 0; i < c->conns; i++)
+        c->flows[i] = (np_flow_t){.fd = -1, .state = NP_F_DONE};
+    c->t_start = c->last_progress = mk_time_ns();
+    if (pfd == NULL || idx == NULL) {
+        mk_log("out of memory");
+        goto out;
+    }
+    if (np_hold_open(c, pfd, idx) != 0 || np_hold_accepted(c) != 0)
+        goto out;
+    c->t_end = mk_time_ns();
+    mk_log("holding %u connections for %.1f s", (unsigned)c->conns, (double)c->hold_ns / 1e9);
+    for (uint64_t until = mk_time_ns() + c->hold_ns, now; (now = mk_time_ns()) < until;)
+        mk_sleep_ns(until - now < 100 * NP_MS ? until - now : 100 * NP_MS);
+    if (np_ctrl_result(c, "STATS\n") != 0)
+        goto out;
+    c->held_open = c->srv_open;
+    if (c->srv_open != c->conns) {
+        mk_log("after holding, the server has %llu of the %u connections", (unsigned long long)c->srv_open,
+               (unsigned)c->conns);
+        goto out;
+    }
+    err = 0;
+out:
+    for (uint32_t i = 0; i < c->conns; i++)
+        if (c->flows[i].fd >= 0)
+            np_flow_finish(&c->flows[i]);
+    free(pfd);
+    free(idx);
+    return err;
+}
+
 /* ---- Client: results --------------------------------------------------------------- */
 
 typedef struct np_out {
@@ -1210,7 +1518,7 @@ static void np_out_udp_stream(const np_client_t *c, double secs, np_out_t *o)
 static void np_out_rr(np_client_t *c, double secs, np_out_t *o)
 {
     np_pct_t p = np_lat_summary(&c->lat);
-    o->unit = c->test == NP_TCP_CRR ? "connections/s" : "transactions/s";
+    o->unit = c->test == NP_TCP_CRR ? "connections/s" : c->test == NP_HTTP ? "requests/s" : "transactions/s";
     o->value = (double)c->lat.count / secs;
     int h = snprintf(o->human, sizeof o->human,
                      "%.1f %s (%llu in all), latency us: mean %.1f median %.1f p99 %.1f min %.1f max %.1f", o->value,
@@ -1227,9 +1535,25 @@ static void np_out_rr(np_client_t *c, double secs, np_out_t *o)
     } else if (c->test == NP_TCP_RR) {
         snprintf(o->json + j, sizeof o->json - (size_t)j, ",\"server_transactions\":%llu",
                  (unsigned long long)c->srv_transactions);
+    } else if (c->test == NP_HTTP) {
+        snprintf(o->human + h, sizeof o->human - (size_t)h, ", %llu body bytes%s", (unsigned long long)c->body_bytes,
+                 c->keepalive ? ", keep-alive" : "");
+        snprintf(o->json + j, sizeof o->json - (size_t)j, ",\"body_bytes\":%llu,\"keepalive\":%s",
+                 (unsigned long long)c->body_bytes, c->keepalive ? "true" : "false");
     } else {
         snprintf(o->json + j, sizeof o->json - (size_t)j, ",\"server_conns\":%llu", (unsigned long long)c->srv_conns);
     }
+}
+
+static void np_out_hold(const np_client_t *c, double secs, np_out_t *o)
+{
+    o->unit = "connections";
+    o->value = (double)c->conns;
+    double hold = (double)c->hold_ns / 1e9;
+    snprintf(o->human, sizeof o->human, "held %u connections for %.1f s (opened in %.3f s, %.0f/s), server had %llu open",
+             (unsigned)c->conns, hold, secs, (double)c->conns / secs, (unsigned long long)c->held_open);
+    snprintf(o->json, sizeof o->json, ",\"held\":%u,\"open_seconds\":%.6f,\"hold_seconds\":%.3f,\"server_open\":%llu",
+             (unsigned)c->conns, secs, hold, (unsigned long long)c->held_open);
 }
 
 static void np_report(np_client_t *c)
@@ -1240,6 +1564,8 @@ static void np_report(np_client_t *c)
     np_out_t o;
     if (c->test == NP_TCP_STREAM)
         np_out_stream(c, secs, &o);
+    else if (c->test == NP_TCP_HOLD)
+        np_out_hold(c, secs, &o);
     else if (c->test == NP_UDP_STREAM)
         np_out_udp_stream(c, secs, &o);
     else
@@ -1280,10 +1606,26 @@ static int np_udp_settle(np_client_t *c)
  * hello); UDP, one datagram (udp-stream: header + payload). */
 static int np_units_build(np_client_t *c)
 {
+    if (c->test == NP_HTTP) {
+        char req[NP_PATH_MAX + 200];
+        bool v6 = strchr(c->host, ':') != NULL;
+        int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUser-Agent: nperf\r\nConnection: %s\r\n\r\n",
+                         c->path, v6 ? "[" : "", c->host, v6 ? "]" : "", (unsigned)c->port,
+                         c->keepalive ? "keep-alive" : "close");
+        if (n <= 0 || (size_t)n >= sizeof req || (c->unit = malloc((size_t)n)) == NULL)
+            return -1;
+        memcpy(c->unit, req, (size_t)n);
+        c->hello_len = 0;
+        c->unit_len = c->size = (uint32_t)n;
+        c->hdrs = malloc((size_t)c->conns * NP_HTTP_HDR_MAX);
+        for (uint32_t i = 0; c->hdrs && i < c->conns; i++)
+            c->flows[i].hdr = c->hdrs + (size_t)i * NP_HTTP_HDR_MAX;
+        return c->hdrs ? 0 : -1;
+    }
     char hello[NP_LINE_MAX] = "";
     int n = np_tests[c->test].tcp ? snprintf(hello, sizeof hello, "NPERF1 DATA %u\n", (unsigned)c->sid) : 0;
     c->hello_len = (uint32_t)n;
-    c->unit_len = c->hello_len + c->size;
+    c->unit_len = c->hello_len + (c->test == NP_TCP_HOLD ? 0 : c->size); /* tcp-hold: the hello only */
     c->unit = malloc(c->unit_len);
     if (c->unit == NULL)
         return -1;
@@ -1302,6 +1644,11 @@ static int np_units_build(np_client_t *c)
 static int np_client(np_client_t *c)
 {
     int ret = 1;
+    if (c->delay_ms > 0)
+        mk_sleep_ns(c->delay_ms * NP_MS);
+    if (np_session_apply(&c->session) != 0)
+        return 1;
+    bool served = np_tests[c->test].served;
     c->rbuf = malloc(NP_BUF);
     c->flows = calloc(c->conns, sizeof *c->flows);
     c->lat.rng = 0x9e3779b97f4a7c15ull;
@@ -1309,17 +1656,17 @@ static int np_client(np_client_t *c)
         mk_log("out of memory");
         goto out;
     }
-    if (np_ctrl_open(c) != 0)
+    if (served ? np_ctrl_open(c) != 0 : np_server_wait(c) != 0)
         goto out;
     if (np_units_build(c) != 0) {
         mk_log("out of memory");
         goto out;
     }
-    if (np_client_loop(c) != 0)
+    if ((c->test == NP_TCP_HOLD ? np_hold(c) : np_client_loop(c)) != 0)
         goto out;
     if (c->test == NP_UDP_STREAM && np_udp_settle(c) != 0)
         goto out;
-    if (np_ctrl_result(c, "END\n") != 0)
+    if (served && np_ctrl_result(c, "END\n") != 0)
         goto out;
     np_report(c);
     ret = 0;
@@ -1328,6 +1675,7 @@ out:
         fs_close(c->ctrl);
     free(c->unit);
     free(c->rbuf);
+    free(c->hdrs);
     free(c->flows);
     free(c->lat.s);
     return ret;
@@ -1339,10 +1687,11 @@ out:
 static int np_usage(const char *why, const char *what)
 {
     mk_log("%s%s%s", why, what ? ": " : "", what ? what : "");
-    mk_log("usage: nperf server [--port N] [--max-clients N] [--quiet]");
+    mk_log("usage: nperf server [--port N] [--max-clients N] [--quiet] [SESSION]");
     mk_log("       nperf client --host ADDR --test T [--port N] [--duration S | --count N] [--size BYTES]"
-           " [--conns N] [--wait-ms MS] [--json]");
-    mk_log("tests: tcp-stream udp-stream tcp-rr udp-rr tcp-crr");
+           " [--conns N] [--wait-ms MS] [--delay-ms MS] [--hold S] [--keepalive] [--path P] [--json] [SESSION]");
+    mk_log("SESSION (Ferry's socket session; ignored natively): [--max-sockets N] [--ring-size BYTES]");
+    mk_log("tests: tcp-stream udp-stream tcp-rr udp-rr tcp-crr tcp-hold http");
     return 2;
 }
 
@@ -1386,7 +1735,12 @@ static int np_server_main(int argc, char **argv)
         } else if (strcmp(argv[i], "--quiet") == 0) {
             s.quiet = true;
         } else {
-            return np_usage("unknown server argument", argv[i]);
+            int r = np_session_arg(&s.session, argc, argv, &i);
+            if (r < 0)
+                return np_usage("bad --max-sockets (1 .. 4096) or --ring-size (a power of two, 64 .. 2^30)",
+                                argv[i]);
+            if (r == 0)
+                return np_usage("unknown server argument", argv[i]);
         }
     }
     return np_server(&s);
@@ -1394,14 +1748,24 @@ static int np_server_main(int argc, char **argv)
 
 static int np_client_main(int argc, char **argv)
 {
-    np_client_t c = {.port = NP_PORT, .conns = 1, .duration_ns = 10000 * NP_MS, .test = -1, .ctrl = -1};
-    bool have_duration = false, have_size = false;
+    np_client_t c = {.port = NP_PORT, .conns = 1, .duration_ns = 10000 * NP_MS, .test = -1, .ctrl = -1,
+                     .path = "/", .hold_ns = 1000 * NP_MS};
+    bool have_duration = false, have_size = false, have_path = false, have_hold = false;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) {
             c.json = true;
             continue;
         }
+        if (strcmp(a, "--keepalive") == 0) {
+            c.keepalive = true;
+            continue;
+        }
+        int r = np_session_arg(&c.session, argc, argv, &i);
+        if (r < 0)
+            return np_usage("bad --max-sockets (1 .. 4096) or --ring-size (a power of two, 64 .. 2^30)", a);
+        if (r > 0)
+            continue;
         if (v == NULL)
             return np_usage("unknown client argument or missing value", a);
         i++;
@@ -1426,11 +1790,23 @@ static int np_client_main(int argc, char **argv)
                 return np_usage("bad --size", v);
             have_size = true;
         } else if (strcmp(a, "--conns") == 0) {
-            if (app_parse_u32(v, 1, NP_CONNS_MAX, &c.conns))
-                return np_usage("bad --conns (1 .. 256)", v);
+            if (app_parse_u32(v, 1, NP_HOLD_MAX, &c.conns))
+                return np_usage("bad --conns (1 .. 256; tcp-hold 1 .. 65536)", v);
         } else if (strcmp(a, "--wait-ms") == 0) {
             if (app_parse_u32(v, 0, 600000, &c.wait_ms))
                 return np_usage("bad --wait-ms (0 .. 600000)", v);
+        } else if (strcmp(a, "--delay-ms") == 0) {
+            if (app_parse_u32(v, 0, 600000, &c.delay_ms))
+                return np_usage("bad --delay-ms (0 .. 600000)", v);
+        } else if (strcmp(a, "--hold") == 0) {
+            if (np_parse_seconds(v, &c.hold_ns))
+                return np_usage("bad --hold (seconds, 0.001 .. 86400)", v);
+            have_hold = true;
+        } else if (strcmp(a, "--path") == 0) {
+            if (v[0] != '/' || strlen(v) > NP_PATH_MAX || strpbrk(v, " \r\n") != NULL)
+                return np_usage("bad --path (starts with '/', at most 200 characters, no spaces)", v);
+            c.path = v;
+            have_path = true;
         } else {
             return np_usage("unknown client argument", a);
         }
@@ -1441,6 +1817,16 @@ static int np_client_main(int argc, char **argv)
         return np_usage("missing --test", NULL);
     if (have_duration && c.use_count)
         return np_usage("--duration and --count exclude each other", NULL);
+    if (c.test != NP_TCP_HOLD && c.conns > NP_CONNS_MAX)
+        return np_usage("bad --conns (1 .. 256; tcp-hold 1 .. 65536)", NULL);
+    if (c.test == NP_TCP_HOLD && (have_duration || c.use_count))
+        return np_usage("tcp-hold takes --hold, not --duration or --count", NULL);
+    if (c.test != NP_TCP_HOLD && have_hold)
+        return np_usage("--hold applies to tcp-hold only", NULL);
+    if (c.test != NP_HTTP && (have_path || c.keepalive))
+        return np_usage("--path and --keepalive apply to http only", NULL);
+    if (have_size && np_tests[c.test].size_max == 0)
+        return np_usage("--size does not apply to this test", NULL);
     if (!have_size)
         c.size = np_tests[c.test].size_def;
     if (c.size < np_tests[c.test].size_min || c.size > np_tests[c.test].size_max) {
