@@ -3,10 +3,12 @@
  * source runs on Ferry and on native Linux sockets.
  *
  * usage: echo [--port N] [--max-clients N] [--tcp-only | --udp-only] [--quiet]
- * One thread, one poll loop over the listeners (IPv4 and IPv6), the UDP
- * sockets and the clients; every socket non-blocking; what a client's peer
+ * One thread, one epoll set over the listeners (IPv4 and IPv6), the UDP
+ * sockets and the clients (level-triggered), so a turn costs what is ready,
+ * not what is connected; every socket non-blocking; what a client's peer
  * does not take at once waits in that client's buffer (and the client is
- * not read meanwhile: back-pressure instead of unbounded memory).
+ * not read meanwhile, its interest switched from IN to OUT: back-pressure
+ * instead of unbounded memory).
  */
 #include "apps.h"
 #include "apputil.h"
@@ -17,9 +19,19 @@
 #include <string.h>
 
 #define ECHO_BUF 16384
+#define ECHO_EVENTS 64 /* events taken per epoll wait */
+
+/* What an epoll event names (its data.ptr): a socket and its role. */
+typedef enum { W_LISTEN, W_UDP, W_CLIENT } watch_kind_t;
+
+typedef struct watch {
+    int fd;
+    watch_kind_t kind;
+} watch_t;
 
 typedef struct client {
-    int fd;
+    watch_t w;          /* first: an event's watch_t is its client */
+    uint32_t index;     /* in echo_t.clients */
     uint32_t have, off; /* bytes in buf, and how many of them are sent */
     uint64_t echoed;
     uint8_t buf[ECHO_BUF];
@@ -28,10 +40,10 @@ typedef struct client {
 typedef struct echo {
     uint32_t port, max_clients;
     bool tcp, udp, quiet;
-    int lfd[2], ufd[2]; /* IPv4, IPv6; -1 = none */
+    watch_t fixed[4]; /* TCP IPv4, IPv6, UDP IPv4, IPv6; fd -1 = none */
+    int ep;
     uint32_t nclients;
     client_t **clients;
-    struct fs_pollfd *pfd;
     uint64_t accepted, datagrams;
 } echo_t;
 
@@ -41,21 +53,32 @@ static int usage(const char *bad)
     return 2;
 }
 
-static void client_close(echo_t *e, uint32_t i)
+/* Interest in the socket (fs_epoll_ctl op ADD or MOD): IN, or OUT while
+ * its peer has not taken everything. */
+static int watch_set(echo_t *e, client_t *c, int op)
 {
-    client_t *c = e->clients[i];
+    struct fs_epoll_event ev = {.events = c->have ? FS_EPOLLOUT : FS_EPOLLIN};
+    ev.data.u64 = 0;
+    ev.data.ptr = &c->w;
+    return fs_epoll_ctl(e->ep, op, c->w.fd, &ev);
+}
+
+static void client_close(echo_t *e, client_t *c)
+{
     if (!e->quiet)
-        mk_log("client %d closed after %llu bytes", c->fd, (unsigned long long)c->echoed);
-    fs_close(c->fd);
+        mk_log("client %d closed after %llu bytes", c->w.fd, (unsigned long long)c->echoed);
+    fs_close(c->w.fd); /* leaves the epoll set too */
+    client_t *last = e->clients[--e->nclients];
+    e->clients[c->index] = last;
+    last->index = c->index;
     free(c);
-    e->clients[i] = e->clients[--e->nclients];
 }
 
 /* Send what is pending; false if the client must go. */
 static bool client_flush(client_t *c)
 {
     while (c->off < c->have) {
-        fs_ssize_t n = fs_send(c->fd, c->buf + c->off, c->have - c->off, FS_MSG_DONTWAIT);
+        fs_ssize_t n = fs_send(c->w.fd, c->buf + c->off, c->have - c->off, FS_MSG_DONTWAIT);
         if (n < 0)
             return errno == EAGAIN;
         c->off += (uint32_t)n;
@@ -68,7 +91,7 @@ static bool client_flush(client_t *c)
 /* Read and echo; false if the client must go. */
 static bool client_read(client_t *c)
 {
-    fs_ssize_t n = fs_recv(c->fd, c->buf, sizeof c->buf, FS_MSG_DONTWAIT);
+    fs_ssize_t n = fs_recv(c->w.fd, c->buf, sizeof c->buf, FS_MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN))
         return false;
     if (n < 0)
@@ -97,9 +120,16 @@ static void accept_all(echo_t *e, int lfd)
             continue;
         }
         fs_fcntl(fd, FS_F_SETFL, FS_O_NONBLOCK);
-        c->fd = fd;
+        c->w = (watch_t){.fd = fd, .kind = W_CLIENT};
         c->have = c->off = 0;
         c->echoed = 0;
+        if (watch_set(e, c, FS_EPOLL_CTL_ADD) != 0) {
+            mk_log("refusing a client: epoll: %s", strerror(errno));
+            fs_close(fd);
+            free(c);
+            continue;
+        }
+        c->index = e->nclients;
         e->clients[e->nclients++] = c;
         if (!e->quiet) {
             char name[64];
@@ -126,15 +156,43 @@ static int echo_setup(echo_t *e)
 {
     int fams[2] = {FS_AF_INET, FS_AF_INET6};
     for (int f = 0; f < 2; f++) {
-        e->lfd[f] = e->tcp ? app_listen(fams[f], FS_SOCK_STREAM, (uint16_t)e->port, 128) : -1;
-        e->ufd[f] = e->udp ? app_listen(fams[f], FS_SOCK_DGRAM, (uint16_t)e->port, 0) : -1;
+        e->fixed[f].fd = e->tcp ? app_listen(fams[f], FS_SOCK_STREAM, (uint16_t)e->port, 128) : -1;
+        e->fixed[f].kind = W_LISTEN;
+        e->fixed[2 + f].fd = e->udp ? app_listen(fams[f], FS_SOCK_DGRAM, (uint16_t)e->port, 0) : -1;
+        e->fixed[2 + f].kind = W_UDP;
     }
     /* IPv4 is required; IPv6 is used when the system has it. */
-    if ((e->tcp && e->lfd[0] < 0) || (e->udp && e->ufd[0] < 0))
+    if ((e->tcp && e->fixed[0].fd < 0) || (e->udp && e->fixed[2].fd < 0))
         return -1;
+    e->ep = fs_epoll_create1(0);
+    if (e->ep < 0)
+        return -1;
+    for (int k = 0; k < 4; k++) {
+        if (e->fixed[k].fd < 0)
+            continue;
+        struct fs_epoll_event ev = {.events = FS_EPOLLIN};
+        ev.data.u64 = 0;
+        ev.data.ptr = &e->fixed[k];
+        if (fs_epoll_ctl(e->ep, FS_EPOLL_CTL_ADD, e->fixed[k].fd, &ev) != 0)
+            return -1;
+    }
     e->clients = calloc(e->max_clients, sizeof *e->clients);
-    e->pfd = calloc(e->max_clients + 4, sizeof *e->pfd);
-    return e->clients && e->pfd ? 0 : -1;
+    return e->clients ? 0 : -1;
+}
+
+/* One client's event: flush or read, then follow its state (IN or OUT). */
+static void client_event(echo_t *e, client_t *c, uint32_t events)
+{
+    bool busy = c->have != 0;
+    bool keep = (events & FS_EPOLLERR) == 0;
+    if (keep && c->have)
+        keep = client_flush(c);
+    else if (keep && (events & (FS_EPOLLIN | FS_EPOLLHUP)))
+        keep = client_read(c);
+    if (keep && (c->have != 0) != busy)
+        keep = watch_set(e, c, FS_EPOLL_CTL_MOD) == 0;
+    if (!keep)
+        client_close(e, c);
 }
 
 int echo_main(int argc, char **argv)
@@ -165,42 +223,26 @@ int echo_main(int argc, char **argv)
     }
     mk_log("echoing on port %u (%s%s%s)", (unsigned)e.port, e.tcp ? "TCP" : "", e.tcp && e.udp ? " and " : "",
            e.udp ? "UDP" : "");
+    struct fs_epoll_event ev[ECHO_EVENTS];
     for (;;) {
-        int fixed[4] = {e.lfd[0], e.lfd[1], e.ufd[0], e.ufd[1]};
-        for (int k = 0; k < 4; k++)
-            e.pfd[k] = (struct fs_pollfd){.fd = fixed[k], .events = FS_POLLIN};
-        for (uint32_t i = 0; i < e.nclients; i++) {
-            client_t *c = e.clients[i];
-            e.pfd[4 + i] = (struct fs_pollfd){.fd = c->fd, .events = (short)(c->have ? FS_POLLOUT : FS_POLLIN)};
-        }
-        uint32_t n = e.nclients;
-        if (fs_poll(e.pfd, 4 + n, -1) < 0) {
+        int n = fs_epoll_wait(e.ep, ev, ECHO_EVENTS, -1);
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
-            mk_log("stopping: poll: %s (%llu connections, %llu datagrams served)", strerror(errno),
-                   (unsigned long long)e.accepted, (unsigned long long)e.datagrams);
+            mk_log("stopping: epoll_wait: %s (%llu connections, %llu datagrams served)",
+                   strerror(errno), (unsigned long long)e.accepted, (unsigned long long)e.datagrams);
             return 0;
         }
-        /* Clients first, from the end, so that closing (swap with the last)
-         * never skips one. */
-        for (uint32_t i = n; i-- > 0;) {
-            short r = e.pfd[4 + i].revents;
-            if (r == 0)
-                continue;
-            client_t *c = e.clients[i];
-            bool keep = (r & (FS_POLLERR | FS_POLLNVAL)) == 0;
-            if (keep && c->have)
-                keep = client_flush(c);
-            else if (keep && (r & (FS_POLLIN | FS_POLLHUP)))
-                keep = client_read(c);
-            if (!keep)
-                client_close(&e, i);
-        }
-        for (int k = 0; k < 2; k++) {
-            if (e.pfd[k].revents)
-                accept_all(&e, e.pfd[k].fd);
-            if (e.pfd[2 + k].revents)
-                udp_echo(&e, e.pfd[2 + k].fd);
+        /* Each socket appears once per batch, so closing a client never
+         * leaves a later event naming it. */
+        for (int i = 0; i < n; i++) {
+            watch_t *w = ev[i].data.ptr;
+            if (w->kind == W_LISTEN)
+                accept_all(&e, w->fd);
+            else if (w->kind == W_UDP)
+                udp_echo(&e, w->fd);
+            else
+                client_event(&e, (client_t *)w, ev[i].events);
         }
     }
 }

@@ -1,8 +1,9 @@
 /*
  * httpd - a small HTTP/1.1 server on ferry/socket.h: serves files from a
  * directory and /stats (the network server's live counters, from a
- * provider set with httpd_set_stats). GET and HEAD, keep-alive, one poll
- * loop, non-blocking sockets, files streamed in chunks.
+ * provider set with httpd_set_stats). GET and HEAD, keep-alive, one epoll
+ * set (level-triggered: a turn costs the connections that are ready, not
+ * the idle keep-alive ones), non-blocking sockets, files streamed in chunks.
  *
  * usage: httpd [--port N] [--root DIR] [--max-clients N] [--quiet]
  * Requests are parsed strictly: a request line over 2 KiB, headers over
@@ -20,9 +21,17 @@
 
 #define REQ_MAX 8192
 #define OUT_MAX 16384
+#define HTTPD_EVENTS 64 /* events taken per epoll wait */
+
+/* What an epoll event names (its data.ptr): a listener, or a connection. */
+typedef struct watch {
+    int fd;
+    bool listener;
+} watch_t;
 
 typedef struct conn {
-    int fd;
+    watch_t w;      /* first: an event's watch_t is its connection */
+    uint32_t index; /* in httpd_t.conns */
     uint32_t req_len;
     char req[REQ_MAX + 1];
     uint32_t out_len, out_off;
@@ -36,10 +45,10 @@ typedef struct httpd {
     uint32_t port, max_clients;
     char root[256];
     bool quiet;
-    int lfd[2];
+    watch_t lst[2]; /* IPv4, IPv6 */
+    int ep;
     uint32_t nconns;
     conn_t **conns;
-    struct fs_pollfd *pfd;
     uint64_t requests, responses[6]; /* by class 1xx..5xx (index 1..5) */
 } httpd_t;
 
@@ -231,14 +240,15 @@ static void handle_request(httpd_t *h, conn_t *c)
     serve_path(h, c, path, head_only);
 }
 
-static void conn_close(httpd_t *h, uint32_t i)
+static void conn_close(httpd_t *h, conn_t *c)
 {
-    conn_t *c = h->conns[i];
     if (c->file)
         fclose(c->file);
-    fs_close(c->fd);
+    fs_close(c->w.fd); /* leaves the epoll set too */
+    conn_t *last = h->conns[--h->nconns];
+    h->conns[c->index] = last;
+    last->index = c->index;
     free(c);
-    h->conns[i] = h->conns[--h->nconns];
 }
 
 /* Push out what is queued, refilling from the file; false: close. */
@@ -259,7 +269,7 @@ static bool conn_write(conn_t *c)
             if (c->out_len == 0)
                 return !c->close_after;
         }
-        fs_ssize_t n = fs_send(c->fd, c->out + c->out_off, c->out_len - c->out_off, FS_MSG_DONTWAIT);
+        fs_ssize_t n = fs_send(c->w.fd, c->out + c->out_off, c->out_len - c->out_off, FS_MSG_DONTWAIT);
         if (n < 0)
             return errno == EAGAIN;
         c->out_off += (uint32_t)n;
@@ -302,7 +312,7 @@ static bool conn_process(httpd_t *h, conn_t *c)
 /* Read request bytes and answer what is complete; false: close. */
 static bool conn_read(httpd_t *h, conn_t *c)
 {
-    fs_ssize_t n = fs_recv(c->fd, c->req + c->req_len, REQ_MAX - c->req_len, FS_MSG_DONTWAIT);
+    fs_ssize_t n = fs_recv(c->w.fd, c->req + c->req_len, REQ_MAX - c->req_len, FS_MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN))
         return false;
     if (n < 0)
@@ -310,6 +320,20 @@ static bool conn_read(httpd_t *h, conn_t *c)
     c->req_len += (uint32_t)n;
     c->req[c->req_len] = '\0';
     return conn_process(h, c);
+}
+
+/* Interest in a socket (fs_epoll_ctl op ADD or MOD) and its event's name. */
+static int watch_set(httpd_t *h, int op, watch_t *w, uint32_t events)
+{
+    struct fs_epoll_event ev = {.events = events};
+    ev.data.u64 = 0;
+    ev.data.ptr = w;
+    return fs_epoll_ctl(h->ep, op, w->fd, &ev);
+}
+
+static uint32_t conn_interest(const conn_t *c)
+{
+    return conn_busy(c) ? FS_EPOLLOUT : FS_EPOLLIN;
 }
 
 static void accept_all(httpd_t *h, int lfd)
@@ -324,9 +348,29 @@ static void accept_all(httpd_t *h, int lfd)
             continue;
         }
         fs_fcntl(fd, FS_F_SETFL, FS_O_NONBLOCK);
-        c->fd = fd;
+        c->w.fd = fd;
+        if (watch_set(h, FS_EPOLL_CTL_ADD, &c->w, FS_EPOLLIN) != 0) {
+            fs_close(fd);
+            free(c);
+            continue;
+        }
+        c->index = h->nconns;
         h->conns[h->nconns++] = c;
     }
+}
+
+/* One connection's event: write what is pending or read, then follow its
+ * state (IN while idle, OUT while an answer is pending). */
+static void conn_event(httpd_t *h, conn_t *c, uint32_t events)
+{
+    uint32_t was = conn_interest(c);
+    bool keep = (events & FS_EPOLLERR) == 0;
+    if (keep)
+        keep = conn_busy(c) ? conn_write(c) && conn_process(h, c) : conn_read(h, c);
+    if (keep && conn_interest(c) != was)
+        keep = watch_set(h, FS_EPOLL_CTL_MOD, &c->w, conn_interest(c)) == 0;
+    if (!keep)
+        conn_close(h, c);
 }
 
 static int usage(const char *bad)
@@ -358,42 +402,36 @@ int httpd_main(int argc, char **argv)
             return usage(argv[i]);
         }
     }
-    h.lfd[0] = app_listen(FS_AF_INET, FS_SOCK_STREAM, (uint16_t)h.port, 128);
-    h.lfd[1] = app_listen(FS_AF_INET6, FS_SOCK_STREAM, (uint16_t)h.port, 128);
+    h.lst[0] = (watch_t){.fd = app_listen(FS_AF_INET, FS_SOCK_STREAM, (uint16_t)h.port, 128), .listener = true};
+    h.lst[1] = (watch_t){.fd = app_listen(FS_AF_INET6, FS_SOCK_STREAM, (uint16_t)h.port, 128), .listener = true};
     h.conns = calloc(h.max_clients, sizeof *h.conns);
-    h.pfd = calloc(h.max_clients + 2, sizeof *h.pfd);
-    if (h.lfd[0] < 0 || h.conns == NULL || h.pfd == NULL) {
+    h.ep = fs_epoll_create1(0);
+    bool ok = h.lst[0].fd >= 0 && h.conns != NULL && h.ep >= 0;
+    for (int k = 0; k < 2 && ok; k++) /* IPv6 is used when the system has it */
+        ok = h.lst[k].fd < 0 || watch_set(&h, FS_EPOLL_CTL_ADD, &h.lst[k], FS_EPOLLIN) == 0;
+    if (!ok) {
         mk_log("cannot set up");
         return 1;
     }
     mk_log("serving http on port %u from %s", (unsigned)h.port, h.root[0] ? h.root : "(built-in page)");
+    struct fs_epoll_event ev[HTTPD_EVENTS];
     for (;;) {
-        h.pfd[0] = (struct fs_pollfd){.fd = h.lfd[0], .events = FS_POLLIN};
-        h.pfd[1] = (struct fs_pollfd){.fd = h.lfd[1], .events = FS_POLLIN};
-        for (uint32_t i = 0; i < h.nconns; i++) {
-            conn_t *c = h.conns[i];
-            h.pfd[2 + i] = (struct fs_pollfd){.fd = c->fd, .events = (short)(conn_busy(c) ? FS_POLLOUT : FS_POLLIN)};
-        }
-        uint32_t n = h.nconns;
-        if (fs_poll(h.pfd, 2 + n, -1) < 0) {
+        int n = fs_epoll_wait(h.ep, ev, HTTPD_EVENTS, -1);
+        if (n < 0) {
             if (errno == EINTR)
                 continue;
-            mk_log("stopping: poll: %s (%llu requests served)", strerror(errno), (unsigned long long)h.requests);
+            mk_log("stopping: epoll_wait: %s (%llu requests served)", strerror(errno),
+                   (unsigned long long)h.requests);
             return 0;
         }
-        for (uint32_t i = n; i-- > 0;) {
-            short r = h.pfd[2 + i].revents;
-            if (r == 0)
-                continue;
-            conn_t *c = h.conns[i];
-            bool keep = (r & (FS_POLLERR | FS_POLLNVAL)) == 0;
-            if (keep)
-                keep = conn_busy(c) ? conn_write(c) && conn_process(&h, c) : conn_read(&h, c);
-            if (!keep)
-                conn_close(&h, i);
+        /* Each socket appears once per batch: closing a connection never
+         * leaves a later event naming it. */
+        for (int i = 0; i < n; i++) {
+            watch_t *w = ev[i].data.ptr;
+            if (w->listener)
+                accept_all(&h, w->fd);
+            else
+                conn_event(&h, (conn_t *)w, ev[i].events);
         }
-        for (int k = 0; k < 2; k++)
-            if (h.pfd[k].revents)
-                accept_all(&h, h.pfd[k].fd);
     }
 }
