@@ -13,7 +13,8 @@
  *     moving the same 8-byte descriptors with the same batching.
  * Each figure is the median of --reps repetitions (min in brackets).
  *
- * usage: ferry-bench [--quick] [--reps N] [--json FILE]
+ * usage: ferry-bench [--quick] [--reps N] [--json FILE] [--ipc-only]
+ * --ipc-only: only the IPC rows (tools/bench/ferry-benchmark runs those).
  */
 #include "bench.h"
 
@@ -397,9 +398,30 @@ static void machine(void)
     printf("machine: %s, %d CPUs usable, Linux %s\n", model, bench_ncpus(), kernel);
 }
 
+/* The notification and ring rows (after the IPC rows). */
+static void other_rows(int cross, long it)
+{
+    if (cross) {
+        bench_stat_t nt_x = ferry_ntfn(0, 1, it);
+        bench_stat_t fw_x = linux_futex(0, 1, it);
+        fw_x.median /= 2;
+        fw_x.min /= 2;
+        fw_x.max /= 2;
+        row("Notification wake-up, cross core", "us", bench_us(nt_x), "futex wake-up", bench_us(fw_x), true);
+    }
+    bench_stat_t nt_s = ferry_ntfn(0, 0, it / 4);
+    bench_stat_t fw_s = linux_futex(0, 0, it / 4);
+    fw_s.median /= 2;
+    fw_s.min /= 2;
+    fw_s.max /= 2;
+    row("Notification wake-up, same core", "us", bench_us(nt_s), "futex wake-up", bench_us(fw_s), true);
+    bench_rings(row, cross);
+}
+
 int main(int argc, char **argv)
 {
     const char *json_path = NULL;
+    bool ipc_only = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             bench_reps = 3;
@@ -412,8 +434,10 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
             json_path = argv[++i];
+        } else if (strcmp(argv[i], "--ipc-only") == 0) {
+            ipc_only = true;
         } else {
-            fprintf(stderr, "usage: ferry-bench [--quick] [--reps N] [--json FILE]\n");
+            fprintf(stderr, "usage: ferry-bench [--quick] [--reps N] [--json FILE] [--ipc-only]\n");
             return 2;
         }
     }
@@ -448,20 +472,9 @@ int main(int argc, char **argv)
         row("IPC null round trip, cross core", "us", bench_us(ipc_x), "pipe ping-pong", bench_us(pipe_x), true);
         row("", "us", bench_us(ipc_x), "futex ping-pong", bench_us(futex_x), true);
         row("", "us", bench_us(ipc_x), "cache-line ping-pong", bench_us(line_x), true);
-        bench_stat_t nt_x = ferry_ntfn(0, 1, it);
-        bench_stat_t fw_x = linux_futex(0, 1, it);
-        fw_x.median /= 2;
-        fw_x.min /= 2;
-        fw_x.max /= 2;
-        row("Notification wake-up, cross core", "us", bench_us(nt_x), "futex wake-up", bench_us(fw_x), true);
     }
-    bench_stat_t nt_s = ferry_ntfn(0, 0, it / 4);
-    bench_stat_t fw_s = linux_futex(0, 0, it / 4);
-    fw_s.median /= 2;
-    fw_s.min /= 2;
-    fw_s.max /= 2;
-    row("Notification wake-up, same core", "us", bench_us(nt_s), "futex wake-up", bench_us(fw_s), true);
-    bench_rings(row, cross);
+    if (!ipc_only)
+        other_rows(cross, it);
     if (json) {
         fprintf(json, "\n]\n");
         fclose(json);
