@@ -699,6 +699,10 @@ static int timeo_cases(job_t *j)
     int c2 = connect_to(false, port);
     int a2 = fs_accept(l, NULL, NULL);
     JCHECK(j, c2 >= 0 && a2 >= 0, "accept within the timeout");
+    gl = sizeof got;
+    JCHECK(j, fs_getsockopt(a2, FS_SOL_SOCKET, FS_SO_RCVTIMEO, &got, &gl) == 0 &&
+                  got.tv_usec == 200000,
+           "the accepted socket inherits SO_RCVTIMEO");
 
     /* UDP recv. */
     addr_t ua;

@@ -425,6 +425,8 @@ int fs_accept(int fd, struct fs_sockaddr *addr, fs_socklen_t *len)
     int nfd = adopt(id, s->type, s->family, 0); /* as on Linux: O_NONBLOCK is not inherited */
     if (nfd >= 0) {
         S->socks[nfd].connected = 1;
+        S->socks[nfd].rcvtimeo_ns = s->rcvtimeo_ns; /* inherited, as on Linux */
+        S->socks[nfd].sndtimeo_ns = s->sndtimeo_ns;
         fs_addr_out(&peer, addr, len);
     }
     return nfd;
