@@ -362,3 +362,49 @@ size_t fnic_wait(uint32_t *from, bool (*match)(const uint8_t *f, size_t len, con
         usleep(1000);
     }
 }
+
+/* ---- Driver death (fnic_start) ------------------------------------------------------------ */
+
+static int fnic_main_counted(int argc, char **argv)
+{
+    int st = fnic_main(argc, argv);
+    pthread_mutex_lock(&fnic.lock);
+    fnic.alive--;
+    pthread_mutex_unlock(&fnic.lock);
+    return st;
+}
+
+mk_cap_t fnic_start(mk_cap_t *task)
+{
+    uint64_t end = mk_time_ns() + 5000 * MS;
+    for (;;) {
+        pthread_mutex_lock(&fnic.lock);
+        uint32_t alive = fnic.alive;
+        pthread_mutex_unlock(&fnic.lock);
+        if (alive == 0)
+            break;
+        if (mk_time_ns() >= end)
+            abort(); /* the previous driver task never returned */
+        usleep(1000);
+    }
+    pthread_mutex_lock(&fnic.lock);
+    fnic.open = false;
+    fnic.held = 0;
+    fnic.ninject = fnic.nraw = 0;
+    fnic.hold_tx = fnic.release = fnic.bad_tail = fnic.twice = false;
+    fnic.alive++;
+    pthread_mutex_unlock(&fnic.lock);
+    memset(&drv, 0, sizeof drv);
+    mk_cap_t ep, client;
+    if (mk_ep_create(&ep) != MK_OK || mk_ntfn_create(&root_ntfn) != MK_OK ||
+        mk_cap_mint(ep, MK_RIGHT_SEND | MK_RIGHT_GRANT, 0, &client) != MK_OK ||
+        mk_task_create("fnic", task) != MK_OK ||
+        mk_task_give(*task, ep, MK_RIGHT_RECV, 0, "nic", NULL) != MK_OK ||
+        mk_task_give(*task, root_ntfn, MK_RIGHTS_ALL, 0, "nic-ntfn", NULL) != MK_OK ||
+        mk_cap_delete(ep) != MK_OK) /* the driver task holds the only receive right */
+        abort();
+    char *argv[] = {"fake-nic", NULL};
+    if (mk_task_start(*task, fnic_main_counted, 1, argv) != MK_OK)
+        abort();
+    return client;
+}

@@ -64,6 +64,7 @@ typedef struct fnic {
     uint32_t held;  /* TX buffers held now */
     uint32_t signals_in;
     uint32_t lost_wakeups; /* woke by timeout while netsrv had published TX and no signal came */
+    uint32_t alive;        /* driver tasks started by fnic_start whose main has not returned */
 } fnic_t;
 
 extern fnic_t fnic;
@@ -84,5 +85,14 @@ uint32_t fnic_mark(void);
  * it. Returns its length, or 0 on timeout. */
 size_t fnic_wait(uint32_t *from, bool (*match)(const uint8_t *f, size_t len, const void *arg),
                  const void *arg, uint64_t timeout_ns, uint8_t *out);
+
+/* For the driver-death tests: like fnic_setup, but the test keeps no
+ * receive capability to the endpoint (so it dies with the driver task) and
+ * gets the driver's task capability in *task (to kill it). Called again
+ * after that task died, it waits (bounded) until the old task's main has
+ * returned, resets the session state (fnic.open, held buffers, queued
+ * frames; the log of sent frames stays) and starts a new driver task on a
+ * new endpoint. Returns a send capability (unbadged) to the new endpoint. */
+mk_cap_t fnic_start(mk_cap_t *task);
 
 #endif /* FERRY_TEST_NETSRV_FAKE_NIC_H */

@@ -54,6 +54,8 @@ static uint32_t netif_flags(const netsrv_t *s, struct netif *netif)
         f |= NETSRV_IF_IP6_AUTOCONFIG;
     if (netif->state != NULL && ((const netsrv_nic_t *)netif->state)->cfg->ip4 == NETSRV_IP4_DHCP)
         f |= NETSRV_IF_DHCP;
+    if (netif->state != NULL && ((const netsrv_nic_t *)netif->state)->gone)
+        f |= NETSRV_IF_NO_DRIVER;
     if (dhcp_supplied_address(netif))
         f |= NETSRV_IF_DHCP_BOUND;
     return f;

@@ -6,7 +6,8 @@
  *                per NIC: tx_reclaim, rx_drain (at most NETSRV_RX_BUDGET frames)
  *                socket doorbells: RX credit and refill, TX rings -> lwIP
  *                netif_poll_all()        packets lwIP looped back to itself
- *                sys_check_timeouts()    lwIP's timers (TCP, ARP, DHCP, ND6, ping)
+ *                sys_check_timeouts()    lwIP's timers (TCP, ARP, DHCP, ND6, ping;
+ *                                        the NIC drivers' liveness probe, nic.c)
  *                signal socket clients with new ready bits (if they asked)
  *                per NIC: flush TX (one publish, at most one signal)
  *                -> how long the thread may sleep:

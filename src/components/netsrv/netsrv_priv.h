@@ -8,7 +8,8 @@
  *   config.c   command line -> netsrv_config_t (checked before anything starts)
  *   main.c     netsrv_main: start-up (lwIP, NIC sessions, services)
  *   loop.c     the event loop: IPC, NIC signals and lwIP timers in one thread
- *   nic.c      a NIC session as an lwIP netif: rx_drain, tx (linkoutput), tx_reclaim
+ *   nic.c      a NIC session as an lwIP netif: rx_drain, tx (linkoutput), tx_reclaim;
+ *              the driver's death (interface down) and return (session reopened)
  *   events.c   log lines for link, DHCP and IPv6 address events
  *   control.c  netsrv.idl handlers
  *   ping.c     ICMP/ICMPv6 echo for netsrv.idl's ping
@@ -125,12 +126,23 @@ typedef struct netsrv_nic {
     netsrv_counters_t
         counters; /* ring_errors: netsrv's own finds; the ring library's are added on read */
     struct netif netif;
+
+    /* Driver death (nic.c): a probe finds the driver's endpoint dead ->
+     * `gone`: session released, netif down, the capability deleted so that a
+     * new one can be given under the same name; then nic.c tries that name
+     * and reopens with back-off. */
+    bool gone;
+    mk_cap_t ntfn;     /* netsrv's notification, to mint the signal capability */
+    uint64_t retry_ns; /* gone: no open attempt before this time */
+    uint32_t retry_ms; /* gone: back-off after a failed attempt */
 } netsrv_nic_t;
 
 struct netsrv;
 
 /* Set up the session (region, rings, nic.open) and its netif. 0, or -1
- * after logging why (the NIC is then unusable and left out). */
+ * after logging why (the NIC is then unusable and left out). The first NIC
+ * opened starts a timer that probes every driver (NETSRV_NIC_WATCH_MS) and
+ * handles death and return on its own. */
 int netsrv_nic_open(struct netsrv *s, netsrv_nic_t *n, const netsrv_nic_config_t *cfg,
                     uint32_t bit);
 
@@ -153,6 +165,10 @@ void netsrv_nic_counters(const netsrv_nic_t *n, netsrv_counters_t *c);
 
 #define NETSRV_RX_BUDGET 64u /* frames per NIC per turn: IPC is never starved */
 #define NETSRV_TX_BATCH 32u  /* publish at the latest after this many frames */
+
+/* Every driver is probed this often (nic.probe); while one is gone, its
+ * capability name is looked up this often. */
+#define NETSRV_NIC_WATCH_MS 500u
 
 /* ---- Ping (ping.c) ----------------------------------------------------------------------- */
 

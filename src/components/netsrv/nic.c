@@ -14,6 +14,19 @@
  * handed back twice is never used twice. Frames are copied out of shared
  * memory exactly once, so lwIP parses memory the driver can no longer change.
  * Every fault is counted (ring_errors) and the session goes on.
+ *
+ * Driver death (nic_watch, an lwIP timer every NETSRV_NIC_WATCH_MS):
+ *   nic_probe_driver  nic.probe by mk_send, MK_NOWAIT: never blocks; MK_EDEAD
+ *                     means the driver's endpoint died with the driver
+ *   nic_gone          netif link down and down (DHCP stopped), region and
+ *                     capabilities released, the endpoint capability deleted
+ *                     so its name is free; counted (driver_deaths)
+ *   nic_return        while gone: a capability under the NIC's name again?
+ *                     open a session on it (back-off after failures), bring
+ *                     the netif up, restart DHCP; counted (reattaches)
+ * The kernel keeps a dead endpoint dead, so a restarted driver has a new
+ * endpoint and netsrv needs a new capability: whoever restarts the driver
+ * gives it under the same name (mk_task_give).
  */
 #include <string.h>
 
@@ -24,11 +37,15 @@
 #include "lwip/ethip6.h"
 #include "lwip/pbuf.h"
 #include "lwip/prot/ethernet.h"
+#include "lwip/timeouts.h"
 #include "netif/ethernet.h"
 #include "netsrv_priv.h"
 
-#define NIC_CALL_TIMEOUT_NS 2000000000ull /* a driver must answer control calls in 2 s */
-#define NIC_MTU_MIN 576u                  /* below this IPv4 barely works */
+#define NIC_CALL_TIMEOUT_NS 2000000000ull  /* a driver must answer control calls in 2 s */
+#define NIC_REOPEN_TIMEOUT_NS 500000000ull /* at run time the loop waits at most this per call */
+#define NIC_RETRY_MAX_MS 30000u            /* longest back-off between reopen attempts */
+#define NIC_MTU_MIN 576u                   /* below this IPv4 barely works */
+#define NIC_REFUSED 1                      /* session_open: netsrv refused the device */
 
 /* ---- Buffer bookkeeping ------------------------------------------------------------------ */
 
@@ -179,6 +196,10 @@ static void tx_flush(netsrv_nic_t *n)
 static err_t tx_output(struct netif *netif, struct pbuf *p)
 {
     netsrv_nic_t *n = netif->state;
+    if (n->gone) { /* lwIP routes nothing here any more; DHCP's release, ARP */
+        n->counters.tx_drops++;
+        return ERR_IF;
+    }
     if (p->tot_len > n->max_frame) {
         n->counters.tx_errors++;
         return ERR_BUF;
@@ -212,12 +233,16 @@ static err_t tx_output(struct netif *netif, struct pbuf *p)
 
 uint32_t netsrv_nic_poll(netsrv_nic_t *n)
 {
+    if (n->gone)
+        return 0;
     tx_reclaim(n);
     return rx_drain(n);
 }
 
 void netsrv_nic_flush(netsrv_nic_t *n)
 {
+    if (n->gone)
+        return;
     if (n->rx_held > 0) { /* buffers a hostile driver made us keep: retry */
         rx_provide(n);
         ring_prod_publish(&n->rx_free);
@@ -229,6 +254,8 @@ void netsrv_nic_flush(netsrv_nic_t *n)
 
 bool netsrv_nic_prepare_sleep(netsrv_nic_t *n)
 {
+    if (n->gone)
+        return true;
     if (!ring_cons_prepare_sleep(&n->rx_active))
         return false;
     /* Out of TX buffers: also ask to hear when some come back (otherwise
@@ -236,6 +263,8 @@ bool netsrv_nic_prepare_sleep(netsrv_nic_t *n)
     return n->tx_held > 0 || ring_cons_prepare_sleep(&n->tx_free);
 }
 
+/* The driver faults the ring library counted (its counters are private to
+ * netsrv; all zero while no session is open). */
 static uint64_t ring_faults(const netsrv_nic_t *n)
 {
     uint64_t sum = 0;
@@ -318,6 +347,8 @@ static int region_setup(netsrv_nic_t *n)
     return 0;
 }
 
+/* Forget the region and everything that pointed into it: the rings (their
+ * private error counts too), which buffers were lent or held. */
 static void region_teardown(netsrv_nic_t *n)
 {
     if (n->base != NULL)
@@ -326,6 +357,12 @@ static void region_teardown(netsrv_nic_t *n)
         mk_cap_delete(n->shm);
     n->base = NULL;
     n->shm = MK_CAP_NULL;
+    n->rx_data = n->tx_data = NULL;
+    n->rx_free = n->tx_active = (ring_prod_t){0};
+    n->rx_active = n->tx_free = (ring_cons_t){0};
+    memset(n->rx_lent, 0, sizeof n->rx_lent);
+    memset(n->tx_lent, 0, sizeof n->tx_lent);
+    n->rx_held = n->tx_held = n->tx_unpublished = 0;
 }
 
 /* Check what the driver says about the device; sets max_frame. */
@@ -402,12 +439,161 @@ static void netif_setup(netsrv_t *s, netsrv_nic_t *n, const nic_info_t *info)
         mk_log("%s: cannot start DHCP (out of memory)", cfg->name);
 }
 
+/* Ask the driver behind `ep` what it is, lay out a new region and open the
+ * session. 0, or what failed (a status of nic.idl or the kernel, or
+ * NIC_REFUSED), logged, with nothing of the attempt left behind. */
+static int32_t session_open(netsrv_nic_t *n, mk_cap_t ep, uint64_t timeout_ns, nic_info_t *info)
+{
+    const netsrv_nic_config_t *cfg = n->cfg;
+    int32_t st = nic_get_info(ep, timeout_ns, info);
+    if (st != 0) {
+        mk_log("%s: nic.get_info failed: %s", cfg->name, status_str(st));
+        return st;
+    }
+    if (check_info(n, info) != 0 || region_setup(n) != 0) {
+        region_teardown(n);
+        return NIC_REFUSED;
+    }
+    mk_cap_t sig;
+    mk_err_t e =
+        mk_cap_mint(n->ntfn, MK_RIGHT_SEND | MK_RIGHT_GRANT, (mk_badge_t)1 << n->bit, &sig);
+    if (e != MK_OK) {
+        mk_log("%s: cannot mint a signal capability: %s", cfg->name, mk_strerror(e));
+        region_teardown(n);
+        return e;
+    }
+    st = nic_open(ep, timeout_ns, n->shm, sig, cfg->nbufs, cfg->buf_size, &n->driver_signal,
+                  &n->generation);
+    mk_cap_delete(sig); /* the driver has its copy */
+    if (st != 0) {
+        mk_log("%s: nic.open failed: %s", cfg->name, status_str(st));
+        region_teardown(n);
+        return st;
+    }
+    n->ep = ep;
+    mk_log("%s: session open (generation %u): MAC %02x:%02x:%02x:%02x:%02x:%02x, MTU %u, %u x "
+           "%u-byte buffers "
+           "each way",
+           cfg->name, (unsigned)n->generation, (unsigned)(info->mac >> 40) & 255u,
+           (unsigned)(info->mac >> 32) & 255u, (unsigned)(info->mac >> 24) & 255u,
+           (unsigned)(info->mac >> 16) & 255u, (unsigned)(info->mac >> 8) & 255u,
+           (unsigned)info->mac & 255u, (unsigned)n->mtu, (unsigned)cfg->nbufs,
+           (unsigned)cfg->buf_size);
+    return 0;
+}
+
+/* ---- Driver death and return ------------------------------------------------------------- */
+
+/* The driver died: nothing will ever serve these rings again. The netif
+ * goes down (lwIP then routes nothing through it: connects and pings get
+ * ENETUNREACH, datagrams are dropped), the region and the capabilities of
+ * the session go, and the endpoint capability is deleted so that a new
+ * one can be given under the same name. */
+static void nic_gone(netsrv_nic_t *n)
+{
+    const netsrv_nic_config_t *cfg = n->cfg;
+    n->gone = true; /* tx_output drops from here on */
+    n->counters.driver_deaths++;
+    n->counters.ring_errors += ring_faults(n); /* before the rings' counters go */
+    mk_log("%s: the driver is gone (its endpoint died): interface down, session %u released",
+           cfg->name, (unsigned)n->generation);
+    if (cfg->ip4 == NETSRV_IP4_DHCP)
+        dhcp_release_and_stop(&n->netif); /* the lease went with the link; restarted on return */
+    netif_set_link_down(&n->netif);
+    netif_set_down(&n->netif); /* lwIP forgets its ARP and neighbour entries */
+    region_teardown(n);
+    mk_cap_delete(n->driver_signal);
+    mk_cap_delete(n->ep);
+    n->driver_signal = n->ep = MK_CAP_NULL;
+    n->generation = 0;
+    n->retry_ns = 0;
+    n->retry_ms = NETSRV_NIC_WATCH_MS;
+}
+
+/* nic.probe never blocks: MK_EDEAD means nobody can receive on the
+ * driver's endpoint any more. Every call also returns MK_EDEAD once netsrv
+ * itself is being killed; then its own capabilities no longer read back. */
+static void nic_probe_driver(netsrv_nic_t *n)
+{
+    mk_cap_info_t ci;
+    if (nic_probe(n->ep, MK_NOWAIT) == MK_EDEAD && mk_cap_info(n->ep, &ci) == MK_OK)
+        nic_gone(n);
+}
+
+/* The session is open again: the netif takes the (possibly new) device's
+ * MAC and MTU and comes back up; DHCP starts again, a static address was
+ * kept. */
+static void netif_restart(netsrv_nic_t *n, const nic_info_t *info)
+{
+    struct netif *netif = &n->netif;
+    u8_t mac[ETH_HWADDR_LEN];
+    for (int i = 0; i < ETH_HWADDR_LEN; i++)
+        mac[i] = (u8_t)(info->mac >> (8 * (ETH_HWADDR_LEN - 1 - i)));
+    bool new_mac = memcmp(mac, netif->hwaddr, ETH_HWADDR_LEN) != 0;
+    memcpy(netif->hwaddr, mac, ETH_HWADDR_LEN);
+    netif->mtu = (u16_t)n->mtu;
+#if LWIP_ND6_ALLOW_RA_UPDATES
+    netif->mtu6 = (u16_t)n->mtu;
+#endif
+    if (new_mac && n->cfg->ip6 != NETSRV_IP6_OFF)
+        netif_create_ip6_linklocal_address(netif, 1); /* derived from the MAC */
+    netif_set_up(netif);
+    if (info->link_up)
+        netif_set_link_up(netif);
+    else
+        mk_log("%s: no carrier", n->cfg->name);
+    if (n->cfg->ip4 == NETSRV_IP4_DHCP && dhcp_start(netif) != ERR_OK)
+        mk_log("%s: cannot start DHCP (out of memory)", n->cfg->name);
+}
+
+/* While gone: if a capability is found under the NIC's name (a restarted
+ * driver's endpoint), open a session on it. A failed attempt waits twice as
+ * long as the previous one (at most NIC_RETRY_MAX_MS); a capability whose
+ * endpoint is dead as well is deleted to make room for the next. */
+static void nic_return(netsrv_nic_t *n)
+{
+    mk_cap_t ep;
+    uint64_t now = mk_time_ns();
+    if (now < n->retry_ns || mk_cap_lookup(n->cfg->name, &ep) != MK_OK)
+        return;
+    nic_info_t info;
+    int32_t st = session_open(n, ep, NIC_REOPEN_TIMEOUT_NS, &info);
+    if (st != 0) {
+        if (st == MK_EDEAD)
+            mk_cap_delete(ep);
+        n->retry_ns = now + (uint64_t)n->retry_ms * 1000000u;
+        mk_log("%s: no session with the new driver; next attempt in %u ms", n->cfg->name,
+               (unsigned)n->retry_ms);
+        n->retry_ms = n->retry_ms >= NIC_RETRY_MAX_MS / 2 ? NIC_RETRY_MAX_MS : 2 * n->retry_ms;
+        return;
+    }
+    n->gone = false;
+    n->counters.reattaches++;
+    netif_restart(n, &info);
+}
+
+/* Every NETSRV_NIC_WATCH_MS: probe the drivers, look for returning ones. */
+static void nic_watch(void *arg)
+{
+    netsrv_t *s = arg;
+    for (unsigned i = 0; i < s->nnics; i++) {
+        if (s->nics[i]->gone)
+            nic_return(s->nics[i]);
+        else
+            nic_probe_driver(s->nics[i]);
+    }
+    sys_timeout(NETSRV_NIC_WATCH_MS, nic_watch, s);
+}
+
 int netsrv_nic_open(netsrv_t *s, netsrv_nic_t *n, const netsrv_nic_config_t *cfg, uint32_t bit)
 {
+    static bool watching; /* one timer for all NICs */
     memset(n, 0, sizeof *n);
     n->cfg = cfg;
     n->bit = bit;
-    mk_err_t e = mk_cap_lookup(cfg->name, &n->ep);
+    n->ntfn = s->ntfn;
+    mk_cap_t ep;
+    mk_err_t e = mk_cap_lookup(cfg->name, &ep);
     if (e != MK_OK) {
         mk_log("%s: no capability '%s' (%s): the boot configuration must give netsrv the driver's "
                "endpoint",
@@ -415,38 +601,12 @@ int netsrv_nic_open(netsrv_t *s, netsrv_nic_t *n, const netsrv_nic_config_t *cfg
         return -1;
     }
     nic_info_t info;
-    int32_t st = nic_get_info(n->ep, NIC_CALL_TIMEOUT_NS, &info);
-    if (st != 0) {
-        mk_log("%s: nic.get_info failed: %s", cfg->name, status_str(st));
+    if (session_open(n, ep, NIC_CALL_TIMEOUT_NS, &info) != 0)
         return -1;
-    }
-    if (check_info(n, &info) != 0 || region_setup(n) != 0) {
-        region_teardown(n);
-        return -1;
-    }
-    mk_cap_t sig;
-    e = mk_cap_mint(s->ntfn, MK_RIGHT_SEND | MK_RIGHT_GRANT, (mk_badge_t)1 << bit, &sig);
-    if (e != MK_OK) {
-        mk_log("%s: cannot mint a signal capability: %s", cfg->name, mk_strerror(e));
-        region_teardown(n);
-        return -1;
-    }
-    st = nic_open(n->ep, NIC_CALL_TIMEOUT_NS, n->shm, sig, cfg->nbufs, cfg->buf_size,
-                  &n->driver_signal, &n->generation);
-    mk_cap_delete(sig); /* the driver has its copy */
-    if (st != 0) {
-        mk_log("%s: nic.open failed: %s", cfg->name, status_str(st));
-        region_teardown(n);
-        return -1;
-    }
-    mk_log("%s: session open (generation %u): MAC %02x:%02x:%02x:%02x:%02x:%02x, MTU %u, %u x "
-           "%u-byte buffers "
-           "each way",
-           cfg->name, (unsigned)n->generation, (unsigned)(info.mac >> 40) & 255u,
-           (unsigned)(info.mac >> 32) & 255u, (unsigned)(info.mac >> 24) & 255u,
-           (unsigned)(info.mac >> 16) & 255u, (unsigned)(info.mac >> 8) & 255u,
-           (unsigned)info.mac & 255u, (unsigned)n->mtu, (unsigned)cfg->nbufs,
-           (unsigned)cfg->buf_size);
     netif_setup(s, n, &info);
+    if (!watching) {
+        watching = true;
+        sys_timeout(NETSRV_NIC_WATCH_MS, nic_watch, s);
+    }
     return 0;
 }
