@@ -124,9 +124,26 @@ void ferry_lwip_assert_core_locked(void);
 #define LWIP_UDP 1
 #define LWIP_TCP 1
 #define TCP_MSS 1460
-#define TCP_WND (32 * TCP_MSS) /* 46720: fits u16_t without window scaling */
-#define TCP_SND_BUF (32 * TCP_MSS)
+/* Window scaling (RFC 7323): windows up to TCP_WND when the peer scales
+ * too, else 65535. netsrv's socket service caps each connection's window
+ * at its SO_RCVBUF (at most the socket's ring) and starts it there, so a
+ * large TCP_WND is only offered to sockets whose rings take it. Scale 3
+ * (8-byte units) reaches 512 KiB - 8 and keeps the smallest SO_RCVBUF
+ * (64 bytes) a non-zero window. TCP_WND stays within the PBUF_POOL sanity
+ * check (PBUF_POOL_SIZE x 1462 bytes): a full window from a NIC sits in
+ * pool pbufs. */
+#define LWIP_WND_SCALE 1
+#define TCP_RCV_SCALE 3
+#define TCP_WND (256 * 1024)
+/* Send side alike: what one connection may have in lwIP unacknowledged
+ * (the socket service bounds it further by SO_SNDBUF and half the heap).
+ * 4 segments per MSS of buffer (small writes), 719 in all: within
+ * MEMP_NUM_TCP_SEG, as lwIP's sanity check wants. */
+#define TCP_SND_BUF (256 * 1024)
 #define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + TCP_MSS - 1) / TCP_MSS)
+/* The sockets API's "writable" mark (unused by the raw API); lwIP's sanity
+ * check wants it below 64 KiB - 4 MSS. */
+#define TCP_SNDLOWAT (32 * 1024)
 #define TCP_LISTEN_BACKLOG 1
 #define LWIP_TCP_KEEPALIVE 1
 #define SO_REUSE 1 /* rebind a listening port after a restart */

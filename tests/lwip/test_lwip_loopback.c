@@ -11,6 +11,9 @@
  *  - Every byte arrives, once, in order, with the right content; every
  *    segment sent was received (tcp.xmit == tcp.recv), and no protocol,
  *    checksum, memory or routing error was counted.
+ *  - Window scaling (RFC 7323) is negotiated and a window larger than
+ *    64 KiB is advertised and filled: a receiver that stops reading takes
+ *    TCP_WND (256 KiB) before its window closes.
  *  - When both applications stop reading, both windows close and the
  *    connection goes quiet instead of ACK-storming (an lwIP 2.1.3 bug, fixed
  *    by a patch in subprojects/packagefiles/), and recovers once they read.
@@ -66,8 +69,8 @@ static void poll_step(void)
 
 /* ---- One end of a connection ------------------------------------------------ */
 
-#define CLIENT_BYTES 100000u /* > TCP_WND: needs window updates */
-#define SERVER_BYTES 60000u
+#define CLIENT_BYTES (2u * TCP_WND + 100000u) /* > TCP_WND: needs window updates */
+#define SERVER_BYTES (TCP_WND + 60000u)
 #define CHUNK 1024u
 
 typedef struct side {
@@ -213,6 +216,14 @@ static void side_resume(side_t *s)
         tcp_recved(s->pcb, len);
         s->rx_held -= len;
     }
+}
+
+/* A receiver that stopped reading got its whole window: TCP_WND, less what
+ * scaling cannot announce (a window below one unit of 2^TCP_RCV_SCALE
+ * bytes shows as 0, and lwIP's persist probes repeat the same byte). */
+static bool window_full(const side_t *s)
+{
+    return s->rx_bytes <= TCP_WND && s->rx_bytes + (1u << TCP_RCV_SCALE) > TCP_WND;
 }
 
 static bool side_done(const side_t *s)
@@ -486,26 +497,78 @@ START_TEST(tcp_both_windows_closed)
     conn_open(&c, 7003);
 
     for (steps = 0; steps < MAX_STEPS_TRANSFER; steps++) {
-        if (c.client.rx_bytes == TCP_WND && c.server.rx_bytes == TCP_WND)
+        if (window_full(&c.client) && window_full(&c.server))
             break;
         side_push(&c.client);
         side_push(&c.server);
         poll_step();
     }
-    ck_assert_uint_eq(c.client.rx_bytes, TCP_WND);
-    ck_assert_uint_eq(c.server.rx_bytes, TCP_WND);
+    ck_assert_msg(window_full(&c.client) && window_full(&c.server),
+                  "windows not filled: client got %zu, server %zu of %u", c.client.rx_bytes,
+                  c.server.rx_bytes, (unsigned)TCP_WND);
 
     /* 60 s with both windows closed: a few probes, no storm, no data */
+    size_t client_got = c.client.rx_bytes, server_got = c.server.rx_bytes;
     STAT_COUNTER xmit0 = lwip_stats.tcp.xmit;
     for (steps = 0; steps < 6000; steps++)
         poll_step();
     unsigned quiet_xmit = delta(lwip_stats.tcp.xmit, xmit0);
     ck_assert_msg(quiet_xmit < 100, "%u segments sent while both windows were closed", quiet_xmit);
-    ck_assert_uint_eq(c.client.rx_bytes, TCP_WND);
-    ck_assert_uint_eq(c.server.rx_bytes, TCP_WND);
+    /* (a probe may carry one of the last few bytes the window holds) */
+    ck_assert_msg(window_full(&c.client) && c.client.rx_bytes >= client_got,
+                  "client: %zu bytes, %zu before", c.client.rx_bytes, client_got);
+    ck_assert_msg(window_full(&c.server) && c.server.rx_bytes >= server_got,
+                  "server: %zu bytes, %zu before", c.server.rx_bytes, server_got);
     ck_assert_int_eq(c.client.errors + c.server.errors, 0);
 
     side_resume(&c.client);
+    side_resume(&c.server);
+    conn_transfer(&c);
+    conn_close_and_check(&c);
+}
+END_TEST
+
+/* Window scaling: both ends agree on it in the handshake, each advertises
+ * a window beyond what 16 bits can say, and a receiver that stops reading
+ * lets the sender fill all of it (more than 64 KiB in flight), not more. */
+START_TEST(tcp_window_scaled)
+{
+    ip_addr_t addr;
+    conn_t c;
+    int steps;
+
+    ck_assert_uint_gt(TCP_WND, 0xffff);
+    ck_assert(ipaddr_aton("127.0.0.1", &addr));
+    conn_init(&c, &addr, IPADDR_TYPE_V4);
+    c.server.stalled = true;
+    conn_open(&c, 7005);
+    side_t *sides[2] = {&c.client, &c.server};
+    for (int k = 0; k < 2; k++) {
+        struct tcp_pcb *pcb = sides[k]->pcb;
+        ck_assert_msg(tcp_is_flag_set(pcb, TF_WND_SCALE), "%s: no window scaling", sides[k]->name);
+        ck_assert_uint_eq(pcb->rcv_scale, TCP_RCV_SCALE);
+        ck_assert_uint_eq(pcb->snd_scale, TCP_RCV_SCALE);
+    }
+    /* Each learnt the other's window from a scaled announcement (a SYN's
+     * own window field is never scaled: at most 65535). */
+    ck_assert_msg(c.client.pcb->snd_wnd_max > 0xffff, "the client saw a window of %u at most",
+                  (unsigned)c.client.pcb->snd_wnd_max);
+    ck_assert_msg(c.server.pcb->snd_wnd_max > 0xffff, "the server saw a window of %u at most",
+                  (unsigned)c.server.pcb->snd_wnd_max);
+    for (steps = 0; steps < MAX_STEPS_TRANSFER && !window_full(&c.server); steps++) {
+        side_push(&c.client);
+        side_push(&c.server);
+        poll_step();
+    }
+    ck_assert_msg(window_full(&c.server), "the server got %zu of %u", c.server.rx_bytes,
+                  (unsigned)TCP_WND);
+    size_t got = c.server.rx_bytes;
+    for (steps = 0; steps < 100; steps++) { /* nothing beyond the window */
+        side_push(&c.client);
+        poll_step();
+    }
+    ck_assert_uint_eq(c.server.rx_bytes, got);
+    ck_assert_uint_eq(c.server.rx_bad, 0);
     side_resume(&c.server);
     conn_transfer(&c);
     conn_close_and_check(&c);
@@ -611,6 +674,7 @@ Suite *lwip_loopback_suite(void)
     tcase_add_test(tc, tcp_over_ipv4_loopback);
     tcase_add_test(tc, tcp_over_ipv6_loopback);
     tcase_add_test(tc, tcp_both_windows_closed);
+    tcase_add_test(tc, tcp_window_scaled);
     tcase_add_test(tc, tcp_delayed_ack_with_nagle_held_data);
     suite_add_tcase(s, tc);
     return s;

@@ -9,6 +9,11 @@
  *    another); closing the listener answers every blocked accept with
  *    EBADF; a client that dies with blocked accepts loses them (and its
  *    listener) without harm to netsrv;
+ *  - TCP window scaling: with 256 KiB rings a reader that stops reading
+ *    still receives 256 KiB into its ring (the window it advertised was
+ *    larger than an unscaled TCP window can be), nothing waits in netsrv
+ *    beyond the window, and SO_RCVBUF 100 KiB caps the window from the
+ *    start;
  *
  * Each test runs in its own process (netsrv's lwIP is global). Network
  * safety: netsrv's loopback; nothing leaves the process.
@@ -328,6 +333,128 @@ START_TEST(test_accept_client_dies)
 }
 END_TEST
 
+/* ---- TCP window scaling ------------------------------------------------------------------ */
+
+#define BIG_RING (256u * 1024)
+
+/* Accepts one connection per round (param[0] rounds; round 1 with
+ * SO_RCVBUF 100 KiB on the listener), reads nothing until the writer has
+ * stalled, notes what netsrv put into its RX ring meanwhile (its rx_bytes
+ * counter) and what netsrv holds for it beyond the ring, then reads and
+ * checks everything. */
+static int window_reader(job_t *j)
+{
+    job_t *w = j->arg;
+    JCHECK(j, fs_session_configure("netsrv", 4, BIG_RING) == 0, "configure");
+    uint16_t port;
+    int l = listen_on(false, 0, 1, &port);
+    JCHECK(j, l >= 0, "listen");
+    atomic_store(&j->port, port);
+    static uint8_t buf[65536];
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            int v = 100 * 1024;
+            JCHECK(j, fs_setsockopt(l, FS_SOL_SOCKET, FS_SO_RCVBUF, &v, sizeof v) == 0, "RCVBUF");
+        }
+        JCHECK(j, job_stats(j), "stats");
+        uint64_t rx0 = j->st.rx_bytes, mem0 = j->st.memory;
+        atomic_store(&j->stage, 1 + 2 * round); /* connect now */
+        int c = fs_accept(l, NULL, NULL);
+        JCHECK(j, c >= 0, "accept");
+        JCHECK(j, job_wait_stage(w, 1 + round, 10000 * MS), "writer did not stall");
+        JCHECK(j, job_stats(j), "stats");
+        j->param[1 + round] = (long)(j->st.rx_bytes - rx0); /* in the ring, unread */
+        /* Beyond the ring: received data netsrv holds for us (our memory). */
+        long pending = (long)(j->st.memory - mem0);
+        if (round == 0)
+            j->bytes = (uint64_t)pending;
+        else
+            j->param[3] = pending;
+        uint64_t got = 0;
+        for (;;) {
+            fs_ssize_t n = fs_recv(c, buf, sizeof buf, 0);
+            JCHECK(j, n >= 0, "recv");
+            if (n == 0)
+                break;
+            JCHECK(j, pat_check(buf, 9, got, (size_t)n) < 0, "data at %llu",
+                   (unsigned long long)got);
+            got += (uint64_t)n;
+        }
+        JCHECK(j, got == (uint64_t)w->param[1 + round], "got %llu of %ld", (unsigned long long)got,
+               w->param[1 + round]);
+        fs_close(c);
+        atomic_store(&j->stage, 2 + 2 * round);
+    }
+    fs_close(l);
+    return 0;
+}
+
+/* Writes until the reader's window and both rings are full (100 ms
+ * without progress), then 1 MiB more, blocking; param[1 + round]: all it
+ * sent. */
+static int window_writer(job_t *j)
+{
+    job_t *r = j->arg;
+    JCHECK(j, fs_session_configure("netsrv", 4, BIG_RING) == 0, "configure");
+    static uint8_t buf[16384];
+    for (int round = 0; round < 2; round++) {
+        JCHECK(j, job_wait_stage(r, 1 + 2 * round, 10000 * MS), "reader");
+        int fd = connect_to(false, (uint16_t)atomic_load(&r->port));
+        JCHECK(j, fd >= 0, "connect");
+        uint64_t sent = 0;
+        for (int idle = 0; idle < 100;) {
+            pat_fill(buf, 9, sent, sizeof buf);
+            fs_ssize_t n = fs_send(fd, buf, sizeof buf, FS_MSG_DONTWAIT);
+            if (n > 0) {
+                sent += (uint64_t)n;
+                idle = 0;
+                continue;
+            }
+            JCHECK(j, errno == EAGAIN, "send");
+            mk_sleep_ns(MS);
+            idle++;
+        }
+        atomic_store(&j->stage, 1 + round);
+        for (int i = 0; i < 64; i++) {
+            pat_fill(buf, 9, sent, sizeof buf);
+            JCHECK(j, send_all(fd, buf, sizeof buf) == 0, "send");
+            sent += sizeof buf;
+        }
+        j->param[1 + round] = (long)sent;
+        JCHECK(j, fs_close(fd) == 0, "close");
+        JCHECK(j, job_wait_stage(r, 2 + 2 * round, 10000 * MS), "reader");
+    }
+    return 0;
+}
+
+START_TEST(test_window_scaled)
+{
+    netsrv_start(NULL);
+    jobs[0].arg = &jobs[1];
+    jobs[1].arg = &jobs[0];
+    spawn(0, "reader", 10, window_reader);
+    spawn(1, "writer", 11, window_writer);
+    join(&jobs[1], 30000 * MS);
+    join(&jobs[0], 30000 * MS);
+    long full = jobs[0].param[1], capped = jobs[0].param[2];
+    /* Round 0: the 256 KiB ring filled while the reader read nothing (to
+     * within a segment: lwIP does not split a segment for the last bytes of
+     * a window): the window netsrv advertised was 256 KiB, beyond the 65535
+     * bytes an unscaled window can be (the writer's ring held the rest). */
+    ck_assert_msg(full > 0xffff && full <= (long)BIG_RING && full + 1460 > (long)BIG_RING,
+                  "the reader's ring took %ld bytes unread", full);
+    ck_assert_msg(jobs[0].bytes == 0, "%llu bytes pending beyond the window",
+                  (unsigned long long)jobs[0].bytes);
+    /* Round 1: SO_RCVBUF 100 KiB caps the window, and the window started
+     * there: nothing waited in netsrv beyond the ring's 100 KiB. */
+    ck_assert_msg(capped > 0xffff && capped <= 100 * 1024 && capped + 1460 > 100 * 1024,
+                  "with SO_RCVBUF 100 KiB the ring took %ld bytes", capped);
+    ck_assert_msg(jobs[0].param[3] == 0, "%ld bytes pending beyond the window", jobs[0].param[3]);
+    ck_assert_uint_eq(sock_totals().pending_bytes, 0);
+    netsrv_stop();
+}
+END_TEST
+
 /* ---- Runner ------------------------------------------------------------------------------- */
 
 /* SOCK_TEST=name runs only that test (debugging). */
@@ -345,6 +472,7 @@ static Suite *opts_suite(void)
     tcase_set_timeout(tc, 60);
     ADD(tc, test_accept_fifo);
     ADD(tc, test_accept_client_dies);
+    ADD(tc, test_window_scaled);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -129,7 +129,7 @@ typedef struct nsock {
     bytering_prod_t rx;
     bytering_cons_t tx;
     uint32_t rx_queued; /* bytes in the RX ring not yet credited back (tcp_recved) */
-    uint32_t wnd_withheld; /* TCP_WND - the window cap (SO_RCVBUF) */
+    uint32_t wnd_withheld; /* TCP_WND_MAX - the window cap (SO_RCVBUF) */
     uint32_t wnd_debt;     /* part of it still to take from future credits */
     struct pbuf *pend;  /* received, waiting for ring space (TCP) */
     uint32_t pend_len;

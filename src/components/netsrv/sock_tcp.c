@@ -6,7 +6,8 @@
  *               as it fits (and SO_RCVBUF allows); the rest waits in `pend`
  *   rx_credit   the client consumed n ring bytes (doorbell) -> tcp_recved(n):
  *               the window lwIP advertises follows the client's reading, so
- *               pending data is bounded by TCP_WND per socket
+ *               pending data is bounded by the window per socket (SO_RCVBUF,
+ *               or the unscaled 65535 of the SYN if that is larger)
  *   rx_refill   pend -> RX ring when space came back; FIN is shown (RDHUP)
  *               only once every byte before it is in the ring
  *   tx_drain    TX ring -> tcp_write (copies) as far as tcp_sndbuf, SO_SNDBUF
@@ -62,21 +63,24 @@ static void detach(nsock_t *ns)
     tcp_poll(pcb, NULL, 0);
 }
 
-/* The receive window follows SO_RCVBUF: lwIP's window starts at TCP_WND
- * and grows back only by what netsrv credits (tcp_recved), so withholding
- * TCP_WND - SO_RCVBUF of the credits caps the window at the ring space the
- * socket may use, as a socket buffer does on Linux. The cap is reached by
- * withholding future credits (wnd_debt), never by lowering lwIP's rcv_wnd
- * below what was already announced: lwIP drops segments beyond rcv_wnd even
- * inside the announced window, and the peer would only recover by
- * retransmission timeout. Until the debt is paid the peer may send up to
- * the first announced window; what the ring cannot take waits in `pend`. */
+/* The receive window follows SO_RCVBUF. lwIP's window may reach
+ * TCP_WND_MAX (TCP_WND when the peer scales windows, else 65535) and grows
+ * back only by what netsrv credits (tcp_recved), so withholding
+ * TCP_WND_MAX - SO_RCVBUF of the credits caps the window at the ring space
+ * the socket may use, as a socket buffer does on Linux. wnd_start takes
+ * what it can of that at once; the rest is reached by withholding future
+ * credits (wnd_debt), never by lowering lwIP's rcv_wnd below what was
+ * already announced: lwIP drops segments beyond rcv_wnd even inside the
+ * announced window, and the peer would only recover by retransmission
+ * timeout. Until the debt is paid the peer may send up to the first
+ * announced window; what the ring cannot take waits in `pend`. */
 static void wnd_apply(nsock_t *ns)
 {
     struct tcp_pcb *pcb = ns->pcb.tcp;
-    if (pcb == NULL || pcb->state == LISTEN || ns->tstate == TS_NEW)
+    if (pcb == NULL || ns->tstate != TS_CONNECTED)
         return;
-    uint32_t want = ns->rcvbuf < TCP_WND ? TCP_WND - ns->rcvbuf : 0;
+    uint32_t max = TCP_WND_MAX(pcb);
+    uint32_t want = ns->rcvbuf < max ? max - ns->rcvbuf : 0;
     if (want > ns->wnd_withheld) {
         ns->wnd_debt += want - ns->wnd_withheld;
     } else if (want < ns->wnd_withheld) {
@@ -90,6 +94,27 @@ static void wnd_apply(nsock_t *ns)
         }
     }
     ns->wnd_withheld = want;
+}
+
+/* The connection is established and lwIP has taken none of its data yet:
+ * lwIP's window is TCP_WND_MAX, but the peer has seen only the window of
+ * the SYN (never scaled: at most 65535). Start lwIP's window at the cap if
+ * that is larger than what the SYN showed, else at what it showed, so that
+ * a large TCP_WND is offered only to sockets whose SO_RCVBUF takes it; the
+ * rest of the way down to the cap is withheld from credits (wnd_apply). */
+static void wnd_start(nsock_t *ns)
+{
+    struct tcp_pcb *pcb = ns->pcb.tcp;
+    uint32_t max = TCP_WND_MAX(pcb);
+    uint32_t shown = max < 0xffff ? max : 0xffff;
+    uint32_t start = ns->rcvbuf > shown ? (ns->rcvbuf < max ? ns->rcvbuf : max) : shown;
+    ns->wnd_withheld = ns->wnd_debt = 0;
+    if (pcb->rcv_wnd == max && start < max) {
+        pcb->rcv_wnd = pcb->rcv_ann_wnd = (tcpwnd_size_t)start;
+        pcb->rcv_ann_right_edge = pcb->rcv_nxt + start;
+        ns->wnd_withheld = max - start;
+    }
+    wnd_apply(ns);
 }
 
 void nsock_tcp_apply_options(nsock_t *ns)
@@ -360,6 +385,7 @@ static err_t accept_cb(void *arg, struct tcp_pcb *newpcb, err_t err)
     child->sndbuf = l->sndbuf;
     child->v6only = l->v6only;
     attach(child, newpcb);
+    wnd_start(child); /* the handshake's data, if any, comes after this callback */
     nsock_tcp_apply_options(child);
     tcp_backlog_delayed(newpcb); /* counts against the backlog until accepted */
     child->parent = l;
@@ -410,9 +436,7 @@ int32_t nsock_tcp_connect(nsock_t *ns, const mk_recv_info_t *info, const ip_addr
     if (err != ERR_OK)
         return connect_status(err);
     ns->bound = true;
-    ns->tstate = TS_CONNECTING;
-    ns->wnd_withheld = ns->wnd_debt = 0; /* tcp_connect set the window to TCP_WND */
-    wnd_apply(ns);
+    ns->tstate = TS_CONNECTING; /* the window starts in connected_cb (wnd_start) */
     if (ns->error != 0)
         nsock_set_error(ns, 0);
     nsock_update(ns);
@@ -431,6 +455,7 @@ static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
     if (ns == NULL)
         return ERR_OK;
     ns->tstate = TS_CONNECTED;
+    wnd_start(ns); /* before lwIP sends the ACK that announces it */
     nsock_tcp_apply_options(ns);
     nsock_update(ns); /* the slot shows it before the caller wakes */
     nsock_reply_status(ns, 0);
@@ -532,12 +557,12 @@ static void rx_credit(nsock_t *ns)
         tcp_recved(pcb, c);
         k -= c;
     }
-    /* lwIP announces a grown window at once only past TCP_WND/4 (5840
-     * bytes), never for a window capped below that: it would wait for a
-     * delayed ACK or the sender's persist timer. Announce it when it opened
-     * from less than a segment, or by half the cap (receiver-side SWS
-     * avoidance, RFC 1122 4.2.3.3). */
-    uint32_t cap = TCP_WND - ns->wnd_withheld;
+    /* lwIP announces a grown window at once only past
+     * TCP_WND_UPDATE_THRESHOLD (4 segments, 5840 bytes), never for a window
+     * capped below that: it would wait for a delayed ACK or the sender's
+     * persist timer. Announce it when it opened from less than a segment,
+     * or by half the cap (receiver-side SWS avoidance, RFC 1122 4.2.3.3). */
+    uint32_t cap = TCP_WND_MAX(pcb) - ns->wnd_withheld;
     uint32_t half = cap / 2 < pcb->mss ? cap / 2 : pcb->mss;
     bool update = pcb->rcv_ann_wnd > before && (before < pcb->mss || consumed >= half) &&
                   pcb->rcv_wnd >= half;
@@ -624,7 +649,9 @@ static void tx_drain(nsock_t *ns)
         return;
     bool wrote = false;
     for (;;) {
-        uint32_t room = tcp_sndbuf(pcb);
+        /* snd_buf itself: tcp_sndbuf() clamps to 16 bits with window
+         * scaling, and TCP_SND_BUF is larger. */
+        uint32_t room = pcb->snd_buf;
         uint32_t inflight = TCP_SND_BUF - room;
         uint32_t allowed = ns->sndbuf > inflight ? ns->sndbuf - inflight : 0;
         if (allowed < room)
