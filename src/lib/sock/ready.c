@@ -178,7 +178,7 @@ static int poll_scan(fs_state_t *s, struct fs_pollfd *fds, unsigned long nfds)
  * the chains: then every wake-up scans every entry, as it always did. */
 static bool poll_index(fs_state_t *s, const struct fs_pollfd *fds, unsigned long nfds)
 {
-    if (nfds >= FS_NONE)
+    if (nfds >= FS_NONE || nfds > SIZE_MAX / sizeof *s->poll_next)
         return false;
     if (nfds > s->poll_cap) {
         uint32_t *n = realloc(s->poll_next, nfds * sizeof *n);
