@@ -102,7 +102,16 @@ void ferry_lwip_assert_core_locked(void);
 #define LWIP_RAW 1 /* raw PCBs: ping */
 #define LWIP_DHCP 1
 #define LWIP_AUTOIP 0
-#define LWIP_IGMP 0
+/* IP multicast for the socket service (IP_ADD_MEMBERSHIP & co.): IGMP on
+ * every netif that carries NETIF_FLAG_IGMP, lwIP's loopback included, so
+ * local applications can use groups without a NIC. */
+#define LWIP_IGMP 1
+#define LWIP_LOOPIF_MULTICAST 1
+#define MEMP_NUM_IGMP_GROUP 64 /* per netif: all-systems, plus the groups joined */
+/* Broadcast only from sockets with SO_BROADCAST (SOF_BROADCAST; lwIP's own
+ * DHCP sets it); receiving broadcasts needs nothing, as on Linux. */
+#define IP_SOF_BROADCAST 1
+#define IP_SOF_BROADCAST_RECV 0
 #define LWIP_DNS 0
 
 /* ---- IPv6 ------------------------------------------------------------------ */
@@ -110,6 +119,9 @@ void ferry_lwip_assert_core_locked(void);
 #define LWIP_IPV6 1
 #define LWIP_ICMP6 1
 #define LWIP_IPV6_MLD 1        /* needed for ND6 solicited-node groups */
+/* Per netif: a solicited-node group for each of its addresses, plus the
+ * groups sockets join (IPV6_JOIN_GROUP). */
+#define MEMP_NUM_MLD6_GROUP 64
 #define LWIP_IPV6_AUTOCONFIG 1 /* SLAAC; ND6 is always on with IPv6 */
 #define LWIP_IPV6_FRAG 1
 #define LWIP_IPV6_REASS 1
@@ -147,6 +159,12 @@ void ferry_lwip_assert_core_locked(void);
 #define TCP_LISTEN_BACKLOG 1
 #define LWIP_TCP_KEEPALIVE 1
 #define SO_REUSE 1 /* rebind a listening port after a restart */
+/* A multicast or broadcast datagram goes to every UDP socket bound to its
+ * port (all of them have SO_REUSEADDR, or they could not share the port),
+ * as on Linux, not to the first only. */
+#define SO_REUSE_RXTOALL 1
+/* IP_MULTICAST_TTL, IP_MULTICAST_LOOP and their IPv6 counterparts. */
+#define LWIP_MULTICAST_TX_OPTIONS 1
 #define TCP_QUEUE_OOSEQ 1
 
 /* ---- Randomness ------------------------------------------------------------ */

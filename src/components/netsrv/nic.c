@@ -406,7 +406,9 @@ static err_t netif_init_nic(struct netif *netif)
     netif->mtu6 = (u16_t)n->mtu;
 #endif
     netif->hwaddr_len = ETH_HWADDR_LEN;
-    netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_MLD6;
+    /* IGMP: IPv4 multicast for the socket service (a join sends a report) */
+    netif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_MLD6 |
+                   NETIF_FLAG_IGMP;
     netif_set_hostname(netif, n->hostname);
     return ERR_OK;
 }

@@ -175,6 +175,9 @@ nsock_t *nsock_alloc(nsock_session_t *se, bool udp, uint16_t family)
         ns->udp = udp;
         ns->family = family;
         ns->rcvbuf = ns->sndbuf = se->l.ring_size;
+        ns->ttl4 = ns->hops6 = IP_DEFAULT_TTL;
+        ns->mttl4 = ns->mhops6 = 1; /* multicast stays on the link unless asked */
+        ns->mloop4 = ns->mloop6 = true;
         /* The client attaches only after it learns the id, so netsrv may
          * reset the rings now: both indices 0. */
         bytering_t *rx = sock_rx_ring(se->base, &se->l, i);
@@ -288,6 +291,7 @@ void nsock_free(nsock_t *ns)
     }
     if (ns->w_head != NULL) /* blocked accepts: EBADF, or dropped with a dead client */
         nsock_tcp_accept_fail(ns, se->dead ? 0 : SOCK_EBADF);
+    nsock_udp_groups_drop(ns);
     if (ns->claimed && !se->dead) {
         sock_slot_t *sl = slot_of(ns);
         atomic_store_explicit(&sl->open, 0, memory_order_relaxed);
@@ -316,7 +320,7 @@ void nsock_reply_status(nsock_t *ns, int32_t status)
 /* ---- Addresses ---------------------------------------------------------------------------- */
 
 /* netsrv.idl's interface index + 1 of an lwIP netif index, 0 if none. */
-static uint32_t scope_of(uint8_t zone)
+uint32_t nsock_scope_of(uint8_t zone)
 {
     for (uint32_t i = 0;; i++) {
         struct netif *n = netsrv_netif_at(nsock.srv, i);
@@ -325,6 +329,11 @@ static uint32_t scope_of(uint8_t zone)
         if (netif_get_index(n) == zone)
             return i + 1;
     }
+}
+
+struct netif *nsock_netif_of_scope(uint32_t scope)
+{
+    return scope != 0 ? netsrv_netif_at(nsock.srv, scope - 1) : NULL;
 }
 
 static bool addr_is_local(const ip_addr_t *ip)
@@ -396,7 +405,7 @@ void nsock_addr_from_lwip(const nsock_t *ns, const ip_addr_t *ip, uint16_t port,
     a->hi = (uint64_t)lwip_ntohl(a6->addr[0]) << 32 | lwip_ntohl(a6->addr[1]);
     a->lo = (uint64_t)lwip_ntohl(a6->addr[2]) << 32 | lwip_ntohl(a6->addr[3]);
     if (ip6_addr_has_zone(a6))
-        a->scope = scope_of(ip6_addr_zone(a6));
+        a->scope = nsock_scope_of(ip6_addr_zone(a6));
 }
 
 /* ---- Sessions ----------------------------------------------------------------------------- */
@@ -741,6 +750,9 @@ static int32_t set_sol_socket(nsock_t *ns, int32_t name, int64_t v, int64_t v2)
     case NSOCK_SO_KEEPALIVE:
         ns->keepalive = v != 0;
         break;
+    case NSOCK_SO_BROADCAST:
+        ns->broadcast = v != 0;
+        break;
     case NSOCK_SO_RCVBUF:
     case NSOCK_SO_SNDBUF:
         if (v < 0)
@@ -765,6 +777,101 @@ static int32_t set_sol_socket(nsock_t *ns, int32_t name, int64_t v, int64_t v2)
     return 0;
 }
 
+/* A TTL or hop limit: -1 is the default, else 0..255 (IPv4's TTL 1..255). */
+static int32_t ttl_opt(int64_t v, int64_t min, uint8_t dflt, uint8_t *out)
+{
+    if (v == -1) {
+        *out = dflt;
+        return 0;
+    }
+    if (v < min || v > 255)
+        return SOCK_EINVAL;
+    *out = (uint8_t)v;
+    return 0;
+}
+
+/* The netif that has IPv4 address `a` (host order); NULL if none. */
+static struct netif *netif_with_ip4(uint32_t a)
+{
+    struct netif *n;
+    NETIF_FOREACH(n)
+    {
+        if (ip4_addr_get_u32(netif_ip4_addr(n)) == lwip_htonl(a))
+            return n;
+    }
+    return NULL;
+}
+
+/* IP_MULTICAST_IF: an interface by index (v2), else by address (v), or
+ * none (both 0). EADDRNOTAVAIL for an interface that is not there, as on
+ * Linux. */
+static int32_t set_mcast_if4(nsock_t *ns, int64_t v, int64_t v2)
+{
+    if (v < 0 || v > 0xffffffffll || v2 < 0 || v2 > 0xffffffffll)
+        return SOCK_EINVAL;
+    struct netif *n = NULL;
+    if (v2 != 0)
+        n = nsock_netif_of_scope((uint32_t)v2);
+    else if (v != 0)
+        n = netif_with_ip4((uint32_t)v);
+    if (n == NULL && (v != 0 || v2 != 0))
+        return SOCK_EADDRNOTAVAIL;
+    ns->mif4 = n != NULL ? netif_get_index(n) : 0;
+    ns->mif4_addr = (uint32_t)v;
+    return 0;
+}
+
+/* IPPROTO_IP (on AF_INET and, for IPv4 traffic, AF_INET6 sockets). */
+static int32_t set_ip(nsock_t *ns, int32_t name, int64_t v, int64_t v2)
+{
+    switch (name) {
+    case NSOCK_IP_TOS:
+        if (v < 0 || v > 255)
+            return SOCK_EINVAL;
+        ns->tos = (uint8_t)v;
+        return 0;
+    case NSOCK_IP_TTL: return ttl_opt(v, 1, IP_DEFAULT_TTL, &ns->ttl4);
+    case NSOCK_IP_MULTICAST_IF: return set_mcast_if4(ns, v, v2);
+    case NSOCK_IP_MULTICAST_TTL: return ttl_opt(v, 0, 1, &ns->mttl4);
+    case NSOCK_IP_MULTICAST_LOOP: ns->mloop4 = v != 0; return 0;
+    case NSOCK_IP_ADD_MEMBERSHIP:
+    case NSOCK_IP_DROP_MEMBERSHIP: return SOCK_EINVAL; /* the membership method */
+    default: return SOCK_ENOPROTOOPT;
+    }
+}
+
+/* IPPROTO_IPV6 (AF_INET6 sockets). */
+static int32_t set_ipv6(nsock_t *ns, int32_t name, int64_t v)
+{
+    switch (name) {
+    case NSOCK_IPV6_V6ONLY:
+        /* Only before the socket has an address (as on Linux). */
+        if (ns->bound || (!ns->udp && ns->tstate != TS_NEW) || (ns->udp && ns->udp_connected))
+            return SOCK_EINVAL;
+        ns->v6only = v != 0;
+        return 0;
+    case NSOCK_IPV6_UNICAST_HOPS: return ttl_opt(v, 0, IP_DEFAULT_TTL, &ns->hops6);
+    case NSOCK_IPV6_MULTICAST_HOPS: return ttl_opt(v, 0, 1, &ns->mhops6);
+    case NSOCK_IPV6_MULTICAST_LOOP:
+        if (v != 0 && v != 1)
+            return SOCK_EINVAL; /* as Linux */
+        ns->mloop6 = v != 0;
+        return 0;
+    case NSOCK_IPV6_MULTICAST_IF: {
+        if (v < 0 || v > 0xffffffffll)
+            return SOCK_EINVAL;
+        struct netif *n = nsock_netif_of_scope((uint32_t)v);
+        if (v != 0 && n == NULL)
+            return SOCK_ENODEV; /* as Linux */
+        ns->mif6 = n != NULL ? netif_get_index(n) : 0;
+        return 0;
+    }
+    case NSOCK_IPV6_JOIN_GROUP:
+    case NSOCK_IPV6_LEAVE_GROUP: return SOCK_EINVAL; /* the membership method */
+    default: return SOCK_ENOPROTOOPT;
+    }
+}
+
 static int32_t h_setsockopt(void *ctx, const mk_recv_info_t *info, uint32_t session, uint32_t sock,
                             int32_t level, int32_t name, int64_t value, int64_t value2)
 {
@@ -777,12 +884,10 @@ static int32_t h_setsockopt(void *ctx, const mk_recv_info_t *info, uint32_t sess
         st = set_sol_socket(ns, name, value, value2);
     } else if (level == NSOCK_IPPROTO_TCP && name == NSOCK_TCP_NODELAY && !ns->udp) {
         ns->nodelay = value != 0;
-    } else if (level == NSOCK_IPPROTO_IPV6 && name == NSOCK_IPV6_V6ONLY &&
-               ns->family == NSOCK_AF_INET6) {
-        /* Only before the socket has an address (as on Linux). */
-        if (ns->bound || (!ns->udp && ns->tstate != TS_NEW) || (ns->udp && ns->udp_connected))
-            return SOCK_EINVAL;
-        ns->v6only = value != 0;
+    } else if (level == NSOCK_IPPROTO_IP) {
+        st = set_ip(ns, name, value, value2);
+    } else if (level == NSOCK_IPPROTO_IPV6 && ns->family == NSOCK_AF_INET6) {
+        st = set_ipv6(ns, name, value);
     } else {
         return SOCK_ENOPROTOOPT;
     }
@@ -793,6 +898,10 @@ static int32_t h_setsockopt(void *ctx, const mk_recv_info_t *info, uint32_t sess
             ip_set_option(ns->pcb.udp, SOF_REUSEADDR);
         else
             ip_reset_option(ns->pcb.udp, SOF_REUSEADDR);
+        if (ns->broadcast)
+            ip_set_option(ns->pcb.udp, SOF_BROADCAST);
+        else
+            ip_reset_option(ns->pcb.udp, SOF_BROADCAST);
     }
     return st;
 }
@@ -810,6 +919,7 @@ static int32_t h_getsockopt(void *ctx, const mk_recv_info_t *info, uint32_t sess
         switch (name) {
         case NSOCK_SO_REUSEADDR: *value = ns->reuseaddr; break;
         case NSOCK_SO_KEEPALIVE: *value = ns->keepalive; break;
+        case NSOCK_SO_BROADCAST: *value = ns->broadcast; break;
         case NSOCK_SO_RCVBUF: *value = ns->rcvbuf; break;
         case NSOCK_SO_SNDBUF: *value = ns->sndbuf; break;
         case NSOCK_SO_TYPE: *value = ns->udp ? 2 : 1; break;
@@ -831,8 +941,26 @@ static int32_t h_getsockopt(void *ctx, const mk_recv_info_t *info, uint32_t sess
         *value = ns->nodelay;
         return 0;
     }
-    if (level == NSOCK_IPPROTO_IPV6 && name == NSOCK_IPV6_V6ONLY && ns->family == NSOCK_AF_INET6) {
-        *value = ns->v6only;
+    if (level == NSOCK_IPPROTO_IP) {
+        switch (name) {
+        case NSOCK_IP_TOS: *value = ns->tos; break;
+        case NSOCK_IP_TTL: *value = ns->ttl4; break;
+        case NSOCK_IP_MULTICAST_IF: *value = ns->mif4_addr; break;
+        case NSOCK_IP_MULTICAST_TTL: *value = ns->mttl4; break;
+        case NSOCK_IP_MULTICAST_LOOP: *value = ns->mloop4; break;
+        default: return SOCK_ENOPROTOOPT;
+        }
+        return 0;
+    }
+    if (level == NSOCK_IPPROTO_IPV6 && ns->family == NSOCK_AF_INET6) {
+        switch (name) {
+        case NSOCK_IPV6_V6ONLY: *value = ns->v6only; break;
+        case NSOCK_IPV6_UNICAST_HOPS: *value = ns->hops6; break;
+        case NSOCK_IPV6_MULTICAST_IF: *value = nsock_scope_of(ns->mif6); break;
+        case NSOCK_IPV6_MULTICAST_HOPS: *value = ns->mhops6; break;
+        case NSOCK_IPV6_MULTICAST_LOOP: *value = ns->mloop6; break;
+        default: return SOCK_ENOPROTOOPT;
+        }
         return 0;
     }
     return SOCK_ENOPROTOOPT;
@@ -864,6 +992,20 @@ static int32_t h_getpeername(void *ctx, const mk_recv_info_t *info, uint32_t ses
     return ok ? 0 : SOCK_ENOTCONN;
 }
 
+static int32_t h_membership(void *ctx, const mk_recv_info_t *info, uint32_t session, uint32_t sock,
+                            bool join, const sock_addr_t *group, const sock_addr_t *local,
+                            uint32_t ifindex)
+{
+    (void)ctx;
+    nsock_t *ns;
+    int32_t st = sock_get(info, session, sock, &ns);
+    if (st != 0)
+        return st;
+    if (!ns->udp)
+        return SOCK_EPROTO; /* as Linux */
+    return nsock_udp_membership(ns, join, group, local, ifindex);
+}
+
 static int32_t h_stats(void *ctx, const mk_recv_info_t *info, sock_client_stats_t *s)
 {
     (void)ctx;
@@ -892,6 +1034,7 @@ static const sock_ops_t ops = {
     .getsockname = h_getsockname,
     .getpeername = h_getpeername,
     .stats = h_stats,
+    .membership = h_membership,
 };
 
 static mk_cap_t dispatch(void *ctx, const mk_recv_info_t *info, mk_msg_t *msg)

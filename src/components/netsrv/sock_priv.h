@@ -48,11 +48,13 @@
 #define NSOCK_MEM_RESERVE ((uint32_t)MEM_SIZE / 2)
 #define NSOCK_POLL_INTERVAL 2           /* tcp_poll: every 2 x 500 ms */
 #define NSOCK_ACCEPT_WAITERS_MAX 64     /* blocked accepts per listener (ENOBUFS beyond) */
+#define NSOCK_GROUPS_MAX 20             /* multicast memberships per socket (Linux's default) */
 
 /* Linux numbers on the wire (sock.idl). */
 #define NSOCK_AF_INET 2
 #define NSOCK_AF_INET6 10
 #define NSOCK_SOL_SOCKET 1
+#define NSOCK_IPPROTO_IP 0
 #define NSOCK_IPPROTO_TCP 6
 #define NSOCK_IPPROTO_UDP 17
 #define NSOCK_IPPROTO_IPV6 41
@@ -61,11 +63,25 @@
 #define NSOCK_SO_ERROR 4
 #define NSOCK_SO_SNDBUF 7
 #define NSOCK_SO_RCVBUF 8
+#define NSOCK_SO_BROADCAST 6
 #define NSOCK_SO_KEEPALIVE 9
 #define NSOCK_SO_LINGER 13
 #define NSOCK_SO_ACCEPTCONN 30
 #define NSOCK_TCP_NODELAY 1
 #define NSOCK_IPV6_V6ONLY 26
+#define NSOCK_IP_TOS 1
+#define NSOCK_IP_TTL 2
+#define NSOCK_IP_MULTICAST_IF 32
+#define NSOCK_IP_MULTICAST_TTL 33
+#define NSOCK_IP_MULTICAST_LOOP 34
+#define NSOCK_IP_ADD_MEMBERSHIP 35
+#define NSOCK_IP_DROP_MEMBERSHIP 36
+#define NSOCK_IPV6_UNICAST_HOPS 16
+#define NSOCK_IPV6_MULTICAST_IF 17
+#define NSOCK_IPV6_MULTICAST_HOPS 18
+#define NSOCK_IPV6_MULTICAST_LOOP 19
+#define NSOCK_IPV6_JOIN_GROUP 20
+#define NSOCK_IPV6_LEAVE_GROUP 21
 
 /* The errno number (Linux) of a sock.idl error status, for the slot's
  * `error` (SO_ERROR). */
@@ -103,6 +119,15 @@ typedef struct nsock_waiter {
     struct nsock_waiter *next;
 } nsock_waiter_t;
 
+/* A multicast group a UDP socket joined (malloc'ed list, at most
+ * NSOCK_GROUPS_MAX): lwIP counts the joins per netif and group, each of
+ * these is one of them and is left when the socket closes. */
+typedef struct nsock_group {
+    ip_addr_t group;
+    uint8_t netif; /* lwIP netif index */
+    struct nsock_group *next;
+} nsock_group_t;
+
 typedef struct nsock {
     struct nsock_session *sess;
     uint32_t id;
@@ -120,6 +145,15 @@ typedef struct nsock {
     bool close_err_mem; /* tcp_close said ERR_MEM: retry from poll/sent */
     bool starved;       /* on the starved list: TX waits for lwIP memory */
     bool udp_connected;
+    bool broadcast;          /* SO_BROADCAST */
+    bool mloop4, mloop6;     /* IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP */
+    uint8_t ttl4, hops6;     /* IP_TTL, IPV6_UNICAST_HOPS */
+    uint8_t tos;             /* IP_TOS (IPv4 packets only) */
+    uint8_t mttl4, mhops6;   /* IP_MULTICAST_TTL, IPV6_MULTICAST_HOPS */
+    uint8_t mif4, mif6;      /* multicast interface: lwIP netif index, 0: by the route */
+    uint32_t mif4_addr;      /* IP_MULTICAST_IF's address as set (read back) */
+    nsock_group_t *groups;   /* multicast memberships (UDP) */
+    uint32_t ngroups;
     uint32_t linger_s;
     uint32_t rcvbuf, sndbuf; /* effective SO_RCVBUF / SO_SNDBUF (bytes) */
     union {
@@ -223,6 +257,21 @@ static inline sock_client_stats_t *nsock_cst(nsock_t *ns)
     return &ns->sess->client->st;
 }
 
+/* IP options: the TTL (hop limit) and TOS of a packet of the socket to an
+ * IPv4 (v4 true) or IPv6 destination; IP_TOS is IPv4's only. */
+static inline uint8_t nsock_ttl(const nsock_t *ns, bool v4)
+{
+    return v4 ? ns->ttl4 : ns->hops6;
+}
+static inline uint8_t nsock_tos(const nsock_t *ns, bool v4)
+{
+    return v4 ? ns->tos : 0;
+}
+/* Interfaces as sock.idl names them (scope: netsrv.idl's index + 1) <->
+ * lwIP netifs; NULL / 0 if none. */
+struct netif *nsock_netif_of_scope(uint32_t scope);
+uint32_t nsock_scope_of(uint8_t netif_index);
+
 /* Addresses: sock.idl <-> lwIP. to_lwip returns 0 or a sock.idl error
  * status. A v4-mapped IPv6 address becomes IPv4 on a dual-stack socket. */
 int32_t nsock_addr_to_lwip(const nsock_t *ns, const sock_addr_t *a, ip_addr_t *ip, bool local);
@@ -260,6 +309,12 @@ int32_t nsock_udp_connect(nsock_t *ns, const ip_addr_t *ip, uint16_t port);
 void nsock_udp_doorbell(nsock_t *ns);
 /* flush: send what the TX ring holds first (close(2)); not on death. */
 void nsock_udp_close(nsock_t *ns, bool flush);
+/* sock.idl membership (join or leave a multicast group); returns 0 or a
+ * sock.idl error status, and changes nothing on error. */
+int32_t nsock_udp_membership(nsock_t *ns, bool join, const sock_addr_t *group,
+                             const sock_addr_t *local, uint32_t ifindex);
+/* Leave every group the socket joined (close, death). */
+void nsock_udp_groups_drop(nsock_t *ns);
 bool nsock_udp_name(nsock_t *ns, bool local, sock_addr_t *a);
 
 #endif /* FERRY_NETSRV_SOCK_PRIV_H */

@@ -131,6 +131,11 @@ void nsock_tcp_apply_options(nsock_t *ns)
         ip_set_option(pcb, SOF_KEEPALIVE);
     else
         ip_reset_option(pcb, SOF_KEEPALIVE);
+    /* IP_TTL or IPV6_UNICAST_HOPS, and IP_TOS: by the peer's family once
+     * there is one (a dual-stack socket may talk IPv4). */
+    bool v4 = ns->family == NSOCK_AF_INET || IP_IS_V4_VAL(pcb->remote_ip);
+    pcb->ttl = nsock_ttl(ns, v4);
+    pcb->tos = nsock_tos(ns, v4);
     if (pcb->state == LISTEN)
         return;
     if (ns->nodelay)
@@ -384,6 +389,9 @@ static err_t accept_cb(void *arg, struct tcp_pcb *newpcb, err_t err)
     child->rcvbuf = l->rcvbuf;
     child->sndbuf = l->sndbuf;
     child->v6only = l->v6only;
+    child->ttl4 = l->ttl4;
+    child->hops6 = l->hops6;
+    child->tos = l->tos;
     attach(child, newpcb);
     wnd_start(child); /* the handshake's data, if any, comes after this callback */
     nsock_tcp_apply_options(child);
@@ -432,6 +440,8 @@ int32_t nsock_tcp_connect(nsock_t *ns, const mk_recv_info_t *info, const ip_addr
     if (ns->pcb.tcp == NULL || port == 0)
         return port == 0 ? SOCK_ECONNREFUSED : SOCK_EINVAL;
     nsock_tcp_apply_options(ns);
+    ns->pcb.tcp->ttl = nsock_ttl(ns, IP_IS_V4(ip)); /* the SYN's already */
+    ns->pcb.tcp->tos = nsock_tos(ns, IP_IS_V4(ip));
     err_t err = tcp_connect(ns->pcb.tcp, ip, port, connected_cb);
     if (err != ERR_OK)
         return connect_status(err);

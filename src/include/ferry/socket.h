@@ -34,6 +34,7 @@ typedef long fs_ssize_t;
 #define FS_SOCK_STREAM 1
 #define FS_SOCK_DGRAM 2
 #define FS_SOCK_NONBLOCK 04000 /* or'ed into fs_socket's type, as on Linux */
+#define FS_IPPROTO_IP 0
 #define FS_IPPROTO_TCP 6
 #define FS_IPPROTO_UDP 17
 #define FS_IPPROTO_IPV6 41
@@ -49,6 +50,23 @@ typedef long fs_ssize_t;
 #define FS_SO_SNDTIMEO 21
 #define FS_TCP_NODELAY 1
 #define FS_IPV6_V6ONLY 26
+#define FS_SO_BROADCAST 6 /* a datagram to a broadcast address without it: EACCES in SO_ERROR */
+/* IPPROTO_IP. Interface indexes (imr_ifindex, ipv6mr_interface,
+ * IPV6_MULTICAST_IF) are netsrv.idl's interface index + 1, as sin6_scope_id. */
+#define FS_IP_TOS 1
+#define FS_IP_TTL 2
+#define FS_IP_MULTICAST_IF 32 /* struct fs_in_addr, fs_ip_mreq or fs_ip_mreqn */
+#define FS_IP_MULTICAST_TTL 33
+#define FS_IP_MULTICAST_LOOP 34
+#define FS_IP_ADD_MEMBERSHIP 35 /* struct fs_ip_mreq or fs_ip_mreqn */
+#define FS_IP_DROP_MEMBERSHIP 36
+/* IPPROTO_IPV6 */
+#define FS_IPV6_UNICAST_HOPS 16
+#define FS_IPV6_MULTICAST_IF 17
+#define FS_IPV6_MULTICAST_HOPS 18
+#define FS_IPV6_MULTICAST_LOOP 19
+#define FS_IPV6_JOIN_GROUP 20 /* struct fs_ipv6_mreq */
+#define FS_IPV6_LEAVE_GROUP 21
 
 #define FS_SHUT_RD 0
 #define FS_SHUT_WR 1
@@ -113,12 +131,28 @@ struct fs_in6_addr {
     uint8_t s6_addr[16];
 };
 
+struct fs_ip_mreq {
+    struct fs_in_addr imr_multiaddr; /* the group */
+    struct fs_in_addr imr_interface; /* an address of the interface; 0.0.0.0: any */
+};
+
+struct fs_ip_mreqn {
+    struct fs_in_addr imr_multiaddr;
+    struct fs_in_addr imr_address;
+    int imr_ifindex; /* 0: by imr_address */
+};
+
 struct fs_sockaddr_in6 {
     fs_sa_family_t sin6_family;
     uint16_t sin6_port; /* network byte order */
     uint32_t sin6_flowinfo;
     struct fs_in6_addr sin6_addr;
     uint32_t sin6_scope_id;
+};
+
+struct fs_ipv6_mreq {
+    struct fs_in6_addr ipv6mr_multiaddr;
+    unsigned int ipv6mr_interface; /* 0: the default interface */
 };
 
 /* As Linux's: 128 bytes, aligned like unsigned long, so that it can be
@@ -196,6 +230,9 @@ struct fs_session_stats {
 
 _Static_assert(sizeof(struct fs_sockaddr_in) == 16, "Linux layout");
 _Static_assert(sizeof(struct fs_sockaddr_in6) == 28, "Linux layout");
+_Static_assert(sizeof(struct fs_ip_mreq) == 8 && sizeof(struct fs_ip_mreqn) == 12 &&
+                   sizeof(struct fs_ipv6_mreq) == 20,
+               "Linux layout");
 _Static_assert(sizeof(struct fs_sockaddr_storage) == 128, "Linux layout");
 _Static_assert(_Alignof(struct fs_sockaddr_storage) >= _Alignof(struct fs_sockaddr_in6), "alignment");
 _Static_assert(sizeof(struct fs_pollfd) == 8, "Linux layout");

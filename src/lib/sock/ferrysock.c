@@ -41,10 +41,12 @@ int fs_local_errno(uint32_t linux_no)
     case 11: return EAGAIN;
     case 12: return ENOMEM;
     case 13: return EACCES;
+    case 19: return ENODEV;
     case 22: return EINVAL;
     case 24: return EMFILE;
     case 32: return EPIPE;
     case 33: return EDOM;
+    case 71: return EPROTO;
     case 88: return ENOTSOCK;
     case 89: return EDESTADDRREQ;
     case 90: return EMSGSIZE;
@@ -541,6 +543,71 @@ static int timeo_get(uint64_t timeo, void *val, fs_socklen_t *len)
     return 0;
 }
 
+/* ---- Multicast options: values that are not an int ---------------------------- */
+
+static bool is_membership(int level, int name)
+{
+    return (level == FS_IPPROTO_IP &&
+            (name == FS_IP_ADD_MEMBERSHIP || name == FS_IP_DROP_MEMBERSHIP)) ||
+           (level == FS_IPPROTO_IPV6 && (name == FS_IPV6_JOIN_GROUP || name == FS_IPV6_LEAVE_GROUP));
+}
+
+/* IP_ADD/DROP_MEMBERSHIP (struct fs_ip_mreq, or fs_ip_mreqn as Linux
+ * reads it when it is long enough) and IPV6_JOIN/LEAVE_GROUP
+ * (fs_ipv6_mreq): sock.idl's membership call. */
+static int membership(int fd, int level, int name, const void *val, fs_socklen_t len)
+{
+    sock_addr_t group = {0}, local = {0};
+    uint32_t ifindex = 0;
+    bool join = name == FS_IP_ADD_MEMBERSHIP || name == FS_IPV6_JOIN_GROUP;
+    if (level == FS_IPPROTO_IP) {
+        struct fs_ip_mreqn m = {0};
+        if (len < sizeof(struct fs_ip_mreq))
+            return fail(EINVAL);
+        memcpy(&m, val, len < sizeof m ? sizeof(struct fs_ip_mreq) : sizeof m);
+        group.family = local.family = FS_AF_INET;
+        group.lo = fs_ntohl(m.imr_multiaddr.s_addr);
+        local.lo = fs_ntohl(m.imr_address.s_addr);
+        if (m.imr_ifindex < 0)
+            return fail(ENODEV);
+        ifindex = (uint32_t)m.imr_ifindex;
+    } else {
+        struct fs_ipv6_mreq m;
+        if (len < sizeof m)
+            return fail(EINVAL);
+        memcpy(&m, val, sizeof m);
+        group.family = FS_AF_INET6;
+        for (int i = 0; i < 8; i++) {
+            group.hi = (group.hi << 8) | m.ipv6mr_multiaddr.s6_addr[i];
+            group.lo = (group.lo << 8) | m.ipv6mr_multiaddr.s6_addr[8 + i];
+        }
+        ifindex = m.ipv6mr_interface;
+    }
+    return status_fail(sock_membership(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, join, &group,
+                                       &local, ifindex));
+}
+
+/* IP_MULTICAST_IF: struct fs_in_addr, fs_ip_mreq (its imr_interface) or
+ * fs_ip_mreqn, as Linux takes them: value = the address (host order),
+ * value2 = the interface index. */
+static int mcast_if_in(const void *val, fs_socklen_t len, int64_t *v, int64_t *v2)
+{
+    struct fs_ip_mreqn m = {0};
+    if (len >= sizeof m)
+        memcpy(&m, val, sizeof m);
+    else if (len >= sizeof(struct fs_ip_mreq))
+        memcpy(&m, val, sizeof(struct fs_ip_mreq));
+    else if (len >= sizeof(struct fs_in_addr))
+        memcpy(&m.imr_address, val, sizeof m.imr_address);
+    else
+        return fail(EINVAL);
+    if (m.imr_ifindex < 0)
+        return fail(EADDRNOTAVAIL);
+    *v = fs_ntohl(m.imr_address.s_addr);
+    *v2 = m.imr_ifindex;
+    return 0;
+}
+
 int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len)
 {
     fs_sock_t *s = sock_of(fd);
@@ -551,6 +618,8 @@ int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len
     uint64_t *timeo = timeo_of(s, level, name);
     if (timeo != NULL)
         return timeo_set(timeo, val, len);
+    if (is_membership(level, name))
+        return membership(fd, level, name, val, len);
     int64_t v = 0, v2 = 0;
     if (level == FS_SOL_SOCKET && name == FS_SO_LINGER) {
         struct fs_linger lg;
@@ -559,6 +628,11 @@ int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len
         memcpy(&lg, val, sizeof lg);
         v = lg.l_onoff;
         v2 = lg.l_linger;
+    } else if (level == FS_IPPROTO_IP && name == FS_IP_MULTICAST_IF) {
+        if (mcast_if_in(val, len, &v, &v2) != 0)
+            return -1;
+    } else if (level == FS_IPPROTO_IP && len >= 1 && len < sizeof(int)) {
+        v = *(const uint8_t *)val; /* IPPROTO_IP integers may be one byte, as on Linux */
     } else {
         int iv;
         if (len < sizeof iv)
@@ -593,9 +667,22 @@ int fs_getsockopt(int fd, int level, int name, void *val, fs_socklen_t *len)
         *len = sizeof lg;
         return 0;
     }
+    if (level == FS_IPPROTO_IP && name == FS_IP_MULTICAST_IF) { /* a struct fs_in_addr */
+        struct fs_in_addr a = {fs_htonl((uint32_t)v)};
+        if (*len < sizeof a)
+            return fail(EINVAL);
+        memcpy(val, &a, sizeof a);
+        *len = sizeof a;
+        return 0;
+    }
     int iv = (int)v;
     if (level == FS_SOL_SOCKET && name == FS_SO_ERROR)
         iv = iv ? local_errno((uint32_t)iv) : 0;
+    if (level == FS_IPPROTO_IP && *len >= 1 && *len < sizeof iv && iv >= 0 && iv <= 255) {
+        *(uint8_t *)val = (uint8_t)iv; /* one byte, as Linux gives */
+        *len = 1;
+        return 0;
+    }
     if (*len < sizeof iv)
         return fail(EINVAL);
     memcpy(val, &iv, sizeof iv);
