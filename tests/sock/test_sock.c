@@ -913,7 +913,8 @@ START_TEST(test_killed_client)
     ck_assert_uint_eq(after.client_deaths, before.client_deaths + 1);
     ck_assert_uint_eq(after.sessions_reaped, before.sessions_reaped + 1);
     ck_assert_uint_eq(after.sockets_reaped, before.sockets_reaped + 1);
-    ck_assert_uint_eq(after.sessions, before.sessions - 1);
+    /* At most: B's source may finish and leave meanwhile (its own close). */
+    ck_assert_uint_le(after.sessions, before.sessions - 1);
     ck_assert_uint_le(after.sockets, before.sockets - 1);
     /* Its peer sees the connection reset; B's transfer completes intact. */
     wait_stage(&jobs[0], 3, 5000 * MS);
