@@ -56,7 +56,7 @@ void ferry_lwip_assert_core_locked(void);
  * oldest-first when the pool runs dry). 2048 + 64: a thousand local
  * connections at once, with room. */
 #define MEMP_NUM_UDP_PCB 64
-#define MEMP_NUM_TCP_PCB (20480 + 64) /* ten thousand local connections (tools/bench/ferry-benchmark) */
+#define MEMP_NUM_TCP_PCB (2048 + 64)
 #define MEMP_NUM_TCP_PCB_LISTEN 64
 #define MEMP_NUM_TCP_SEG 4096
 #define MEMP_NUM_REASSDATA 16
