@@ -20,7 +20,9 @@
  *               until the data is acknowledged or the time is up
  *
  * Blocking accept and connect keep the caller's reply capability (deferred
- * replies), so a blocked client never stalls the loop.
+ * replies), so a blocked client never stalls the loop; a listener keeps
+ * the blocked accepts in a FIFO, each arriving connection answers the
+ * oldest.
  */
 #include <stdlib.h>
 #include <string.h>
