@@ -4,7 +4,8 @@
  *
  * Wait/wake handshake (per thread, in shared memory):
  *   waiter (lock held)  : state = BLOCKED_*, wake = 0, queue itself; unlock
- *   waiter              : spin on `wake` for up to spin_ns, then
+ *   waiter              : spin on `wake` for up to its spin budget
+ *                         (adaptive, at most spin_ns: see k_block), then
  *                         sleeping = 1; fence(seq_cst); futex_wait(wake, 0)
  *   waker  (lock held)  : fill msg/result; wake = 1 (release);
  *                         fence(seq_cst); if sleeping: futex_wake(wake)
@@ -210,32 +211,61 @@ static bool worth_spinning(const k_thread_t *t)
     return peer_cpu != atomic_load_explicit(&t->cpu, memory_order_relaxed);
 }
 
+/* The calling thread's spin budget (ns), adapted to what its waits take:
+ * a wait that ends within K->spin_ns (spinning, or asleep but woken that
+ * soon) sets it back to K->spin_ns; a longer one halves it, down to 0 (no
+ * spinning). A thread whose peer answers in microseconds keeps spinning; one
+ * that waits for events far apart (a server between requests, netsrv
+ * between packets) soon goes straight to sleep and leaves the CPU to the
+ * threads that run; its next short wait brings spinning back. */
+static __thread uint64_t spin_budget = UINT64_MAX;
+
+static void spin_learn(uint64_t waited, uint64_t max)
+{
+    if (waited <= max)
+        spin_budget = max;
+    else
+        spin_budget = spin_budget < max / 16 ? 0 : spin_budget / 2;
+}
+
 bool k_block(k_thread_t *t, uint64_t deadline)
 {
-    uint64_t spin = worth_spinning(t) ? K->spin_ns : 0;
+    uint64_t max = K->spin_ns;
+    if (spin_budget > max)
+        spin_budget = max;
+    uint64_t spin = worth_spinning(t) ? spin_budget : 0;
     k_unlock();
+    uint64_t start = max > 0 ? mk_time_ns() : 0;
     if (spin > 0) {
-        uint64_t end = mk_time_ns() + spin;
+        uint64_t end = start + spin;
         if (end > deadline)
             end = deadline;
         for (;;) {
             for (int i = 0; i < 64; i++) {
                 /* acquire: pairs with the waker's release store of `wake`,
                  * so msg/result written before it are visible. */
-                if (atomic_load_explicit(&t->wake, memory_order_acquire))
+                if (atomic_load_explicit(&t->wake, memory_order_acquire)) {
+                    spin_budget = max;
                     return true;
+                }
                 cpu_relax();
             }
             if (mk_time_ns() >= end)
                 break;
         }
     }
+    atomic_store_explicit(&t->woken_at, 0, memory_order_relaxed);
     atomic_store_explicit(&t->sleeping, 1, memory_order_relaxed);
     /* seq_cst: orders the store of `sleeping` before the futex's read of
      * `wake`; pairs with the fence in k_wake (Dekker handshake). */
     atomic_thread_fence(memory_order_seq_cst);
     bool woken = k_futex_wait(&t->wake, 0, deadline);
     atomic_store_explicit(&t->sleeping, 0, memory_order_relaxed);
+    if (max > 0) {
+        /* woken_at 0: the waker came before it saw us asleep (short). */
+        uint64_t at = atomic_load_explicit(&t->woken_at, memory_order_relaxed);
+        spin_learn(!woken ? UINT64_MAX : at > start ? at - start : 0, max);
+    }
     if (woken)
         return true;
     k_lock();
@@ -256,8 +286,10 @@ void k_wake(k_thread_t *t, mk_err_t result)
     /* seq_cst: orders the store of `wake` before the load of `sleeping`;
      * pairs with the fence in k_block. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&t->sleeping, memory_order_relaxed))
+    if (atomic_load_explicit(&t->sleeping, memory_order_relaxed)) {
+        atomic_store_explicit(&t->woken_at, mk_time_ns(), memory_order_relaxed);
         futex(&t->wake, FUTEX_WAKE, 1, NULL, 0);
+    }
 }
 
 /* ---- Wait queues (doubly linked through thread indices) ------------------- */

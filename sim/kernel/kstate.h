@@ -135,6 +135,7 @@ typedef struct k_thread {
     _Atomic int32_t cpu;      /* CPU this thread last entered the kernel on */
     uint32_t rcap_task;       /* BLOCKED_REPLY: task holding the reply capability */
     mk_cap_t rcap_slot;       /* BLOCKED_REPLY: its slot there */
+    _Atomic uint64_t woken_at; /* time a waker found it asleep (0: did not), for the spin policy */
 } __attribute__((aligned(64))) k_thread_t;
 
 _Static_assert(offsetof(k_thread_t, msg) + offsetof(mk_msg_t, mr) == 64,
