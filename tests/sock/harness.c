@@ -284,3 +284,19 @@ uint64_t pool_used(const char *name)
     return 0;
 }
 
+bool sock_test_selected(const char *name)
+{
+    const char *only = getenv("SOCK_TEST");
+    return only == NULL || strcmp(only, name) == 0;
+}
+
+int sock_run_suite(Suite *s)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

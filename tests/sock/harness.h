@@ -99,4 +99,15 @@ netsrv_sock_stats_t sock_totals(void);
 bool client_stats(mk_badge_t badge, netsrv_client_stats_t *out);
 uint64_t pool_used(const char *name);
 
+/* Adds test t to tc unless SOCK_TEST names another one (debugging). */
+#define SOCK_ADD(tc, t)                                   \
+    do {                                                  \
+        if (sock_test_selected(#t))                       \
+            tcase_add_test(tc, t);                        \
+    } while (0)
+bool sock_test_selected(const char *name);
+/* Runs suite s, each test in its own process (one netsrv, one lwIP per
+ * process); the exit status for main. */
+int sock_run_suite(Suite *s);
+
 #endif

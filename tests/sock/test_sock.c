@@ -1088,42 +1088,30 @@ END_TEST
 
 /* ---- Runner ------------------------------------------------------------------------------- */
 
-/* SOCK_TEST=name runs only that test (debugging). */
-#define ADD(tc, t)                                                                     \
-    do {                                                                               \
-        const char *only_ = getenv("SOCK_TEST");                                       \
-        if (only_ == NULL || strcmp(only_, #t) == 0)                                   \
-            tcase_add_test(tc, t);                                                     \
-    } while (0)
 
 static Suite *sock_suite(void)
 {
     Suite *s = suite_create("sock");
     TCase *tc = tcase_create("sock");
     tcase_set_timeout(tc, 60);
-    ADD(tc, test_tcp_echo_ipv4);
-    ADD(tc, test_tcp_echo_ipv6);
-    ADD(tc, test_udp_ipv4);
-    ADD(tc, test_udp_ipv6);
-    ADD(tc, test_udp_drops_when_full);
-    ADD(tc, test_nonblocking_poll);
-    ADD(tc, test_errno);
-    ADD(tc, test_emfile);
-    ADD(tc, test_options);
-    ADD(tc, test_flow_control);
-    ADD(tc, test_linger);
-    ADD(tc, test_killed_client);
-    ADD(tc, test_malformed);
+    SOCK_ADD(tc, test_tcp_echo_ipv4);
+    SOCK_ADD(tc, test_tcp_echo_ipv6);
+    SOCK_ADD(tc, test_udp_ipv4);
+    SOCK_ADD(tc, test_udp_ipv6);
+    SOCK_ADD(tc, test_udp_drops_when_full);
+    SOCK_ADD(tc, test_nonblocking_poll);
+    SOCK_ADD(tc, test_errno);
+    SOCK_ADD(tc, test_emfile);
+    SOCK_ADD(tc, test_options);
+    SOCK_ADD(tc, test_flow_control);
+    SOCK_ADD(tc, test_linger);
+    SOCK_ADD(tc, test_killed_client);
+    SOCK_ADD(tc, test_malformed);
     suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(sock_suite());
-    srunner_set_fork_status(sr, CK_FORK); /* one netsrv (one lwIP) per process */
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return sock_run_suite(sock_suite());
 }

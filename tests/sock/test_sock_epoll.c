@@ -823,37 +823,25 @@ END_TEST
 /* ---- Runner ------------------------------------------------------------------------------------
  */
 
-/* SOCK_TEST=name runs only that test (debugging). */
-#define ADD(tc, t)                                   \
-    do {                                             \
-        const char *only_ = getenv("SOCK_TEST");     \
-        if (only_ == NULL || strcmp(only_, #t) == 0) \
-            tcase_add_test(tc, t);                   \
-    } while (0)
 
 static Suite *epoll_suite(void)
 {
     Suite *s = suite_create("sock_epoll");
     TCase *tc = tcase_create("sock_epoll");
     tcase_set_timeout(tc, 60);
-    ADD(tc, test_epoll_many_few_ready);
-    ADD(tc, test_epoll_semantics);
-    ADD(tc, test_epoll_errors);
-    ADD(tc, test_epoll_after_blocking_recv);
-    ADD(tc, test_epoll_timeouts);
-    ADD(tc, test_msg_flags);
-    ADD(tc, test_timeouts);
-    ADD(tc, test_sendmsg_recvmsg);
+    SOCK_ADD(tc, test_epoll_many_few_ready);
+    SOCK_ADD(tc, test_epoll_semantics);
+    SOCK_ADD(tc, test_epoll_errors);
+    SOCK_ADD(tc, test_epoll_after_blocking_recv);
+    SOCK_ADD(tc, test_epoll_timeouts);
+    SOCK_ADD(tc, test_msg_flags);
+    SOCK_ADD(tc, test_timeouts);
+    SOCK_ADD(tc, test_sendmsg_recvmsg);
     suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(epoll_suite());
-    srunner_set_fork_status(sr, CK_FORK); /* one netsrv (one lwIP) per process */
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return sock_run_suite(epoll_suite());
 }

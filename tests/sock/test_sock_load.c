@@ -320,12 +320,11 @@ static Suite *load_suite(void)
     Suite *s = suite_create("sock_load");
     TCase *tc = tcase_create("load");
     tcase_set_timeout(tc, 240);
-    const char *only = getenv("SOCK_TEST");
-    if (only == NULL || strcmp(only, "thousand") == 0)
+    if (sock_test_selected("thousand"))
         tcase_add_test(tc, test_thousand_connections);
-    if (only == NULL || strcmp(only, "big4") == 0)
+    if (sock_test_selected("big4"))
         tcase_add_test(tc, test_100mib_ipv4);
-    if (only == NULL || strcmp(only, "big6") == 0)
+    if (sock_test_selected("big6"))
         tcase_add_test(tc, test_100mib_ipv6);
     suite_add_tcase(s, tc);
     return s;
@@ -333,11 +332,5 @@ static Suite *load_suite(void)
 
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    SRunner *sr = srunner_create(load_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return sock_run_suite(load_suite());
 }

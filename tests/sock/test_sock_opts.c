@@ -1181,34 +1181,22 @@ END_TEST
 
 /* ---- Runner ------------------------------------------------------------------------------- */
 
-/* SOCK_TEST=name runs only that test (debugging). */
-#define ADD(tc, t)                                                                     \
-    do {                                                                               \
-        const char *only_ = getenv("SOCK_TEST");                                       \
-        if (only_ == NULL || strcmp(only_, #t) == 0)                                   \
-            tcase_add_test(tc, t);                                                     \
-    } while (0)
 
 static Suite *opts_suite(void)
 {
     Suite *s = suite_create("sock_opts");
     TCase *tc = tcase_create("sock_opts");
     tcase_set_timeout(tc, 60);
-    ADD(tc, test_accept_fifo);
-    ADD(tc, test_accept_client_dies);
-    ADD(tc, test_window_scaled);
-    ADD(tc, test_multicast_loopback);
-    ADD(tc, test_multicast_nic);
+    SOCK_ADD(tc, test_accept_fifo);
+    SOCK_ADD(tc, test_accept_client_dies);
+    SOCK_ADD(tc, test_window_scaled);
+    SOCK_ADD(tc, test_multicast_loopback);
+    SOCK_ADD(tc, test_multicast_nic);
     suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(opts_suite());
-    srunner_set_fork_status(sr, CK_FORK); /* one netsrv (one lwIP) per process */
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return sock_run_suite(opts_suite());
 }
