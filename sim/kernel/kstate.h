@@ -275,9 +275,9 @@ mk_err_t k_task_check_name(const char *name);
 /* Threads (task.c). */
 uint32_t k_thread_alloc(uint32_t task);
 void k_thread_release(k_thread_t *t);
-/* Task `task` (incarnation `serial`) is dead and has no thread left: unmap
- * whatever it mapped in this process (shm.c). Lock held. */
-void k_shm_task_gone(uint32_t task, uint64_t serial);
+/* Unmap, in this process, the mappings of tasks that are dead with no
+ * thread left, or gone (shm.c). Lock held. */
+void k_shm_reap(void);
 
 /* Shared memory fds of this process (shm.c). */
 int k_shm_fd(uint32_t obj, uint32_t gen, bool writable);

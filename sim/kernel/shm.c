@@ -11,7 +11,7 @@
  * process records its tasks' mappings, mk_shm_unmap only takes back one of
  * the calling task's own, and when a dead task's last thread has left the
  * kernel (so none of its code can touch them any more) the rest are
- * unmapped (k_shm_task_gone).
+ * unmapped (k_shm_reap).
  */
 #include "kstate.h"
 
@@ -95,12 +95,22 @@ static bool map_forget(void *addr, size_t len, uint32_t task, uint64_t serial)
     return found;
 }
 
-/* Unmap every recorded mapping for which gone(record) holds. */
-static void map_reap(bool (*gone)(const map_rec_t *, const void *), const void *arg)
+/* Lock held: the record's task is over (its slot freed or reused, or dead
+ * with no thread left), so none of its code can touch the mapping. */
+static bool task_over(const map_rec_t *r)
+{
+    const k_task_t *tk = &K->tasks[r->task];
+    return tk->serial != r->serial || (tk->state == KT_DEAD && tk->nthreads == 0);
+}
+
+/* Lock held: unmap every recorded mapping whose task is over. Runs when a
+ * dead task's last thread leaves (k_thread_release) and on every map, which
+ * also catches tasks whose last thread was released by another process. */
+void k_shm_reap(void)
 {
     pthread_mutex_lock(&map_lock);
     for (size_t i = 0; i < nmaps;) {
-        if (gone(&maps[i], arg)) {
+        if (task_over(&maps[i])) {
             munmap(maps[i].addr, maps[i].len);
             maps[i] = maps[--nmaps];
         } else {
@@ -108,28 +118,6 @@ static void map_reap(bool (*gone)(const map_rec_t *, const void *), const void *
         }
     }
     pthread_mutex_unlock(&map_lock);
-}
-
-static bool of_task(const map_rec_t *r, const void *arg)
-{
-    const map_rec_t *t = arg;
-    return r->task == t->task && r->serial == t->serial;
-}
-
-void k_shm_task_gone(uint32_t task, uint64_t serial)
-{
-    map_rec_t t = {.task = task, .serial = serial};
-    map_reap(of_task, &t);
-}
-
-/* Lock held: the record's task is over (its slot freed or reused, or dead
- * with no thread left). Catches tasks whose last thread was released by
- * another process (a kill while every thread had finished). */
-static bool task_over(const map_rec_t *r, const void *arg)
-{
-    (void)arg;
-    const k_task_t *tk = &K->tasks[r->task];
-    return tk->serial != r->serial || (tk->state == KT_DEAD && tk->nthreads == 0);
 }
 
 size_t sim_shm_mappings(void)
@@ -251,7 +239,7 @@ mk_err_t mk_shm_map(mk_cap_t shm, uint32_t rights, void **addr, size_t *size)
         len = K->objs[obj].u.shm.size;
         task = t->task;
         serial = k_task_of(t)->serial;
-        map_reap(task_over, NULL);
+        k_shm_reap();
     }
     k_unlock();
     if (err)

@@ -69,7 +69,7 @@ void k_thread_release(k_thread_t *t)
     t->reply_gen = gen;
     K->tasks[task].nthreads--;
     if (K->tasks[task].nthreads == 0 && K->tasks[task].state == KT_DEAD)
-        k_shm_task_gone(task, K->tasks[task].serial); /* none of its code runs any more */
+        k_shm_reap(); /* none of its code runs any more */
     task_slot_maybe_free(task);
 }
 
