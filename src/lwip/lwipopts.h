@@ -39,14 +39,27 @@ void ferry_lwip_assert_core_locked(void);
 /* 8, not 4: the same heap layout on 32-bit ARM and 64-bit hosts, and u64_t
  * fields in pool elements stay naturally aligned on both. */
 #define MEM_ALIGNMENT 8
-#define MEM_LIBC_MALLOC 0     /* lwIP's own heap, so MEM_STATS count it */
-#define MEMP_MEM_MALLOC 0     /* static pools, so MEMP_STATS count them */
+#define MEMP_MEM_MALLOC 0 /* static pools, so MEMP_STATS count them */
 /* Heap for PBUF_RAM: TCP data netsrv's socket service copies out of the
  * send rings (tcp_write with TCP_WRITE_FLAG_COPY), packets looped back to
  * local applications (a second copy of each), UDP datagrams. The socket
  * service lets send data take at most half of it and makes a socket wait
- * (the starved list) when that half is in use. */
+ * (the starved list) when that half is in use.
+ *
+ * The heap is the C library's allocator behind a budget of MEM_SIZE bytes
+ * (ferry_lwip_malloc() in sys_arch.c refuses what would exceed it), not
+ * lwIP's own mem.c: that one is first-fit over one address-ordered free
+ * list, and with megabytes of segments in flight the list fragments into
+ * thousands of holes that every allocation walks (56% of netsrv's time
+ * with 8 TCP streams). MEM_STATS still count every byte (lwIP keeps each
+ * block's size in front of it), so "used" is the budget's fill. */
+#define MEM_LIBC_MALLOC 1
 #define MEM_SIZE (4 * 1024 * 1024)
+#ifndef __ASSEMBLER__
+#include <stddef.h>
+void *ferry_lwip_malloc(size_t size);
+#endif
+#define mem_clib_malloc ferry_lwip_malloc
 
 #define MEMP_NUM_PBUF 64 /* PBUF_ROM/PBUF_REF headers */
 #define MEMP_NUM_RAW_PCB 8

@@ -12,10 +12,12 @@
  */
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "ferry/mk.h"
 #include "lwip/arch.h"
 #include "lwip/debug.h"
+#include "lwip/stats.h"
 #include "lwip/sys.h"
 
 /* Milliseconds since an arbitrary start; wraps every 49.7 days, which lwIP's
@@ -42,6 +44,22 @@ uint32_t ferry_lwip_rand(void)
     x ^= x << 5;
     rand_state = x;
     return x;
+}
+
+/* ---- Heap --------------------------------------------------------------------- */
+
+/* lwIP's mem_malloc() with MEM_LIBC_MALLOC: the C library's allocator
+ * within MEM_SIZE bytes. lwIP adds the block's size to MEM_STATS "used"
+ * after a success and takes it off in mem_free(), so used + size is what
+ * the heap would hold; over the budget this fails like a full heap would,
+ * and callers (TCP, the socket service's starved list) handle that as they
+ * always did. "avail" is the budget, for netsrv's statistics. */
+void *ferry_lwip_malloc(size_t size)
+{
+    lwip_stats.mem.avail = MEM_SIZE;
+    if (size > MEM_SIZE || lwip_stats.mem.used > MEM_SIZE - size)
+        return NULL;
+    return malloc(size);
 }
 
 /* ---- The one lwIP thread ---------------------------------------------------- */

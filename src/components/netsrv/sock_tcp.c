@@ -643,8 +643,8 @@ static err_t recv_cb(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 
 static uint32_t heap_free(void)
 {
-    const struct stats_mem *m = &lwip_stats.mem;
-    return m->avail > m->used ? (uint32_t)(m->avail - m->used) : 0;
+    mem_size_t used = lwip_stats.mem.used;
+    return used < MEM_SIZE ? (uint32_t)(MEM_SIZE - used) : 0;
 }
 
 static bool tx_empty(nsock_t *ns)
