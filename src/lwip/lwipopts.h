@@ -34,6 +34,15 @@ void ferry_lwip_assert_core_locked(void);
 #endif
 #define LWIP_ASSERT_CORE_LOCKED() ferry_lwip_assert_core_locked()
 
+/* ---- Timers ---------------------------------------------------------------- */
+
+/* Ferry's timer implementation (src/lwip/timers.c) instead of lwIP's
+ * timeouts.c: lwIP's cyclic timers (IGMP and MLD every 100 ms, ARP, ND6,
+ * reassembly, DHCP) run only while they have work, so an idle netsrv sleeps
+ * instead of waking 10-20 times a second. sys_timeout() and friends work
+ * as in lwIP; MEMP_NUM_SYS_TIMEOUT (below) bounds the one-shot timeouts. */
+#define LWIP_TIMERS_CUSTOM 1
+
 /* ---- Memory ---------------------------------------------------------------- */
 
 /* 8, not 4: the same heap layout on 32-bit ARM and 64-bit hosts, and u64_t

@@ -27,6 +27,8 @@
  *    (fake_nic counts lost wake-ups);
  *  - one thread: a call into lwIP from another thread aborts
  *    (LWIP_ASSERT_CORE_LOCKED);
+ *  - idle: with nothing to do (and no NIC driver to watch) the loop waits
+ *    with no timeout, before and after pings ran their timers;
  *  - start-up errors: bad arguments end netsrv with status 2 and a message;
  *    a missing endpoint with status 1; a missing NIC capability or a
  *    refused open leaves that NIC out and netsrv runs; a second netsrv in
@@ -477,6 +479,38 @@ START_TEST(test_no_nic)
 }
 END_TEST
 
+/* Nothing to do, no timer: without a NIC (no driver to watch) netsrv's loop
+ * waits with no timeout (loop_stats.idle_waits) from the start, as lwIP's
+ * cyclic timers run only while they have work (src/lwip/timers.c); pings
+ * run their timers, and afterwards every wait has no timeout again. */
+static void assert_waits_untimed(void)
+{
+    netsrv_loop_stats_t a, b;
+    ck_assert_int_eq(netsrv_get_loop_stats(srv, CALL, &a), 0);
+    ck_assert_int_eq(netsrv_get_loop_stats(srv, CALL, &b), 0);
+    ck_assert_uint_gt(b.iterations, a.iterations);
+    ck_assert_uint_eq(b.idle_waits - a.idle_waits, b.iterations - a.iterations);
+}
+
+START_TEST(test_idle_no_timer)
+{
+    const char *const args[] = {NULL};
+    netsrv_up(args);
+    assert_waits_untimed();
+    netsrv_loop_stats_t ls;
+    ck_assert_int_eq(netsrv_get_loop_stats(srv, CALL, &ls), 0);
+    ck_assert_uint_eq(ls.timer_wakeups, 0);
+    netsrv_ping_result_t r = ping(ip4(W_IP4(127, 0, 0, 1)), 3, 1000);
+    ck_assert_uint_eq(r.received, 3);
+    netsrv_addr_t lo6 = {.family = NETSRV_AF_INET6, .hi = 0, .lo = 1};
+    r = ping(lo6, 2, 1000);
+    ck_assert_uint_eq(r.received, 2);
+    ck_assert_int_eq(netsrv_get_loop_stats(srv, CALL, &ls), 0);
+    ck_assert_uint_ge(ls.timer_wakeups, 3); /* the pings' intervals */
+    assert_waits_untimed();
+}
+END_TEST
+
 /* ---- Bad frames, hostile driver, TX exhaustion ------------------------------------------- */
 
 START_TEST(test_bad_frames)
@@ -792,6 +826,7 @@ static Suite *netsrv_suite(void)
     tcase_add_test(tc, test_ping_loopback);
     tcase_add_test(tc, test_ping_errors);
     tcase_add_test(tc, test_no_nic);
+    tcase_add_test(tc, test_idle_no_timer);
     tcase_add_test(tc, test_bad_frames);
     tcase_add_test(tc, test_hostile_descriptors);
     tcase_add_test(tc, test_tx_exhaustion);

@@ -7,7 +7,7 @@
  *                socket doorbells: RX credit and refill, TX rings -> lwIP
  *                netif_poll_all()        packets lwIP looped back to itself
  *                sys_check_timeouts()    lwIP's timers (TCP, ARP, DHCP, ND6, ping;
- *                                        the NIC drivers' liveness probe, nic.c)
+ *                                        the NIC drivers' idle probe, nic.c)
  *                signal socket clients with new ready bits (if they asked)
  *                per NIC: flush TX (one publish, at most one signal)
  *                -> how long the thread may sleep:
@@ -20,10 +20,15 @@
  *       mk_reply_recv(ep, reply, timeout)   answer the last request, then wait for
  *                the next request, a NIC signal (the notification bound to this
  *                thread) or the timeout
+ *       probe the NIC drivers if the last probe is 0.5 s old (nic.c)
  *       request -> dispatch by interface hash (netsrv.idl, sock.idl) -> the
  *                reply goes out with the next mk_reply_recv;
  *                deferred methods keep their reply capability instead
  *   }
+ *
+ * An idle netsrv sleeps for ever: lwIP's cyclic timers run only while they
+ * have work (src/lwip/timers.c), and the drivers are probed when the loop
+ * wakes anyway, by a timer only every 10 s while nothing happens (nic.c).
  *
  * Nothing in the loop blocks except mk_reply_recv, so a slow client or a
  * stuck driver never stalls the others. The re-arm before sleeping
@@ -127,16 +132,19 @@ int netsrv_loop_run(netsrv_t *s)
     for (;;) {
         uint64_t timeout = work(s);
         s->loop.iterations++;
+        if (timeout == MK_FOREVER)
+            s->loop.idle_waits++;
         mk_err_t err = mk_reply_recv(s->ep, reply, &msg, &info, timeout);
         reply = MK_CAP_NULL;
+        if (err != MK_OK && err != MK_ETIMEDOUT) {
+            mk_log("stopping: receive on the service endpoint failed: %s", mk_strerror(err));
+            return err == MK_EDEAD ? 0 : 1;
+        }
+        netsrv_nic_watch(s); /* before a request can see a dead driver's interface */
         if (err == MK_ETIMEDOUT) {
             if (timeout != MK_NOWAIT)
                 s->loop.timer_wakeups++;
             continue;
-        }
-        if (err != MK_OK) {
-            mk_log("stopping: receive on the service endpoint failed: %s", mk_strerror(err));
-            return err == MK_EDEAD ? 0 : 1;
         }
         if (info.notification) {
             s->loop.notifications++;

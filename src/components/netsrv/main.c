@@ -71,6 +71,7 @@ int netsrv_main(int argc, char **argv)
         return 1;
     lwip_init();
     s->loopif = find_loopif();
+    s->loopif->rs_count = 0; /* no router to solicit on lo (nor a timer for it) */
     netsrv_events_init();
     if (netsrv_ping_init(s) != 0)
         return 1;

@@ -141,8 +141,8 @@ struct netsrv;
 
 /* Set up the session (region, rings, nic.open) and its netif. 0, or -1
  * after logging why (the NIC is then unusable and left out). The first NIC
- * opened starts a timer that probes every driver (NETSRV_NIC_WATCH_MS) and
- * handles death and return on its own. */
+ * opened starts the driver watch (netsrv_nic_watch, and a timer while the
+ * loop sleeps), which handles death and return on its own. */
 int netsrv_nic_open(struct netsrv *s, netsrv_nic_t *n, const netsrv_nic_config_t *cfg,
                     uint32_t bit);
 
@@ -163,12 +163,20 @@ bool netsrv_nic_prepare_sleep(netsrv_nic_t *n);
 /* The counters as netsrv.idl reports them. */
 void netsrv_nic_counters(const netsrv_nic_t *n, netsrv_counters_t *c);
 
+/* The loop woke up: probe every driver (and look for returning ones) if
+ * that was last done NETSRV_NIC_WATCH_MS ago or more, before a request is
+ * served. */
+void netsrv_nic_watch(struct netsrv *s);
+
 #define NETSRV_RX_BUDGET 64u /* frames per NIC per turn: IPC is never starved */
 #define NETSRV_TX_BATCH 32u  /* publish at the latest after this many frames */
 
-/* Every driver is probed this often (nic.probe); while one is gone, its
- * capability name is looked up this often. */
+/* Every driver is probed (nic.probe) at most this often, whenever the loop
+ * wakes up; while one is gone, its capability name is looked up as often. */
 #define NETSRV_NIC_WATCH_MS 500u
+/* While nothing wakes the loop, a timer probes this often (a gone driver's
+ * name: after 0.5 s, then twice as long each time up to this). */
+#define NETSRV_NIC_IDLE_WATCH_MS 10000u
 
 /* ---- Ping (ping.c) ----------------------------------------------------------------------- */
 
@@ -227,6 +235,9 @@ typedef struct netsrv {
 
     mk_word_t pending; /* notification bits not yet accounted */
     netsrv_loop_stats_t loop;
+
+    uint64_t watch_ns; /* the drivers were last probed then (nic.c) */
+    uint32_t watch_ms; /* a driver is gone: the idle timer's last interval; else 0 */
 
     struct raw_pcb *ping4, *ping6;
     uint16_t ping_id_base;

@@ -15,7 +15,9 @@
  * memory exactly once, so lwIP parses memory the driver can no longer change.
  * Every fault is counted (ring_errors) and the session goes on.
  *
- * Driver death (nic_watch, an lwIP timer every NETSRV_NIC_WATCH_MS):
+ * Driver death (nic_watch: whenever the loop wakes up, at most every
+ * NETSRV_NIC_WATCH_MS; while nothing wakes it, an lwIP timer every
+ * NETSRV_NIC_IDLE_WATCH_MS):
  *   nic_probe_driver  nic.probe by mk_send, MK_NOWAIT: never blocks; MK_EDEAD
  *                     means the driver's endpoint died with the driver
  *   nic_gone          netif link down and down (DHCP stopped), region and
@@ -27,6 +29,20 @@
  * The kernel keeps a dead endpoint dead, so a restarted driver has a new
  * endpoint and netsrv needs a new capability: whoever restarts the driver
  * gives it under the same name (mk_task_give).
+ *
+ * Why probing, and why it may be slow while idle: the kernel's death notices
+ * tell a server that a client died (a task holding a badged send capability
+ * to an endpoint it serves), never a client that its server did, and nic.idl
+ * gives the driver no capability of netsrv's to hold. A dead driver matters
+ * only to what would use its interface: a request (a connect, a send, a
+ * ping, a look at the interface) or lwIP's own traffic, and each of those
+ * wakes the loop first, which then probes if the last probe is older than
+ * NETSRV_NIC_WATCH_MS, before it serves the request. So every request sees
+ * the driver's state as of at most 0.5 s ago, as with a probe every 0.5 s;
+ * only while nothing at all happens is a death noticed later (at most
+ * NETSRV_NIC_IDLE_WATCH_MS, which then costs one wake-up per 10 s). While a
+ * driver is gone, the timer looks for its return sooner: 0.5 s, then twice
+ * as long each time up to the idle interval.
  */
 #include <string.h>
 
@@ -37,7 +53,9 @@
 #include "lwip/ethip6.h"
 #include "lwip/pbuf.h"
 #include "lwip/prot/ethernet.h"
+#include "lwip/sys.h"
 #include "lwip/timeouts.h"
+#include "ferry_timers.h"
 #include "netif/ethernet.h"
 #include "netsrv_priv.h"
 
@@ -512,6 +530,15 @@ static void nic_gone(netsrv_nic_t *n)
     n->retry_ms = NETSRV_NIC_WATCH_MS;
 }
 
+/* How many drivers are gone. */
+static unsigned nic_gone_count(const netsrv_t *s)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->nnics; i++)
+        n += s->nics[i]->gone;
+    return n;
+}
+
 /* nic.probe never blocks: MK_EDEAD means nobody can receive on the
  * driver's endpoint any more. Every call also returns MK_EDEAD once netsrv
  * itself is being killed; then its own capabilities no longer read back. */
@@ -574,17 +601,52 @@ static void nic_return(netsrv_nic_t *n)
     netif_restart(n, &info);
 }
 
-/* Every NETSRV_NIC_WATCH_MS: probe the drivers, look for returning ones. */
-static void nic_watch(void *arg)
+static void nic_watch_timer(void *arg);
+
+/* Probe the drivers, look for returning ones; then the idle timer again. */
+static void nic_watch(netsrv_t *s, uint64_t now)
 {
-    netsrv_t *s = arg;
+    unsigned gone_before = nic_gone_count(s);
+    s->watch_ns = now;
     for (unsigned i = 0; i < s->nnics; i++) {
         if (s->nics[i]->gone)
             nic_return(s->nics[i]);
         else
             nic_probe_driver(s->nics[i]);
     }
-    sys_timeout(NETSRV_NIC_WATCH_MS, nic_watch, s);
+    unsigned gone = nic_gone_count(s);
+    uint32_t ms;
+    if (gone == 0) {
+        /* All there: on the grid lwIP's ageing timers use, so that an idle
+         * netsrv wakes once for both (ferry_timers.h). */
+        s->watch_ms = 0;
+        ms = ferry_timers_grid_ms(sys_now(), NETSRV_NIC_IDLE_WATCH_MS / 2);
+    } else {
+        /* A driver is gone: look for its return soon, then less often. */
+        if (gone > gone_before || s->watch_ms == 0)
+            ms = NETSRV_NIC_WATCH_MS;
+        else
+            ms = s->watch_ms >= NETSRV_NIC_IDLE_WATCH_MS / 2 ? NETSRV_NIC_IDLE_WATCH_MS
+                                                             : 2 * s->watch_ms;
+        s->watch_ms = ms;
+    }
+    sys_untimeout(nic_watch_timer, s);
+    sys_timeout(ms, nic_watch_timer, s);
+}
+
+/* Nothing woke the loop for a while. */
+static void nic_watch_timer(void *arg)
+{
+    nic_watch(arg, mk_time_ns());
+}
+
+void netsrv_nic_watch(netsrv_t *s)
+{
+    if (s->nnics == 0)
+        return;
+    uint64_t now = mk_time_ns();
+    if (now - s->watch_ns >= NETSRV_NIC_WATCH_MS * 1000000ull)
+        nic_watch(s, now);
 }
 
 int netsrv_nic_open(netsrv_t *s, netsrv_nic_t *n, const netsrv_nic_config_t *cfg, uint32_t bit)
@@ -608,7 +670,9 @@ int netsrv_nic_open(netsrv_t *s, netsrv_nic_t *n, const netsrv_nic_config_t *cfg
     netif_setup(s, n, &info);
     if (!watching) {
         watching = true;
-        sys_timeout(NETSRV_NIC_WATCH_MS, nic_watch, s);
+        s->watch_ns = mk_time_ns();
+        sys_timeout(ferry_timers_grid_ms(sys_now(), NETSRV_NIC_IDLE_WATCH_MS / 2), nic_watch_timer,
+                    s);
     }
     return 0;
 }
