@@ -19,8 +19,10 @@
  *                         the RX ring from pending pbufs, drain the TX ring
  *                         into lwIP; retry sockets starved of lwIP memory
  *   ... lwIP runs (loopback delivery, timers): callbacks fill RX rings ...
- *   netsrv_sock_flush     signal each client that has new ready bits, if it
- *                         asked (client_wanted)
+ *   netsrv_sock_flush     count the PCBs lwIP put in TIME-WAIT and keep at
+ *                         most FERRY_TCP_TIME_WAIT_MAX (sock_tcp.c); signal
+ *                         each client that has new ready bits, if it asked
+ *                         (client_wanted)
  *   netsrv_sock_prepare_sleep   ask every client for a doorbell signal
  *                         (server_wanted), re-check the doorbells
  */
@@ -1081,6 +1083,8 @@ bool netsrv_sock_client_at(uint32_t index, mk_badge_t *badge, netsrv_client_stat
 void netsrv_sock_totals(netsrv_sock_stats_t *st)
 {
     *st = nsock.st;
+    st->tcp_time_wait = nsock_tcp_time_wait_count();
+    st->tcp_time_wait_max = FERRY_TCP_TIME_WAIT_MAX;
 }
 
 /* ---- The loop's hooks ------------------------------------------------------------------------ */
@@ -1208,6 +1212,9 @@ bool netsrv_sock_work(netsrv_t *s)
 void netsrv_sock_flush(netsrv_t *s)
 {
     (void)s;
+    /* lwIP ran this turn (loopback, NICs, timers): connections it put in
+     * TIME-WAIT are counted and bounded before netsrv sleeps or answers. */
+    nsock_tcp_time_wait_turn();
     for (unsigned i = 0; i < NSOCK_SESSIONS_MAX; i++) {
         nsock_session_t *se = &nsock.sessions[i];
         if (!se->used || !se->signal_due)

@@ -221,6 +221,7 @@ typedef struct nsock_srv {
     nsock_t *later;   /* work an lwIP callback could not do itself */
     bool mem_freed;   /* lwIP memory came back this turn: retry the starved */
     bool again;       /* work left for the next turn (budgets) */
+    uint32_t tw_count; /* TCP PCBs in TIME-WAIT: at least as many (sock_tcp.c) */
     netsrv_sock_stats_t st;
 } nsock_srv_t;
 
@@ -300,6 +301,11 @@ void nsock_tcp_abort(nsock_t *ns);
 void nsock_tcp_apply_options(nsock_t *ns);
 /* Local/peer address of the PCB; false if there is none. */
 bool nsock_tcp_name(nsock_t *ns, bool local, sock_addr_t *a);
+/* Once per loop turn, after lwIP ran: count the PCBs that entered
+ * TIME-WAIT and keep at most FERRY_TCP_TIME_WAIT_MAX. */
+void nsock_tcp_time_wait_turn(void);
+/* The PCBs in TIME-WAIT now, counted (for the statistics). */
+uint32_t nsock_tcp_time_wait_count(void);
 
 /* ---- sock_udp.c --------------------------------------------------------------------------- */
 

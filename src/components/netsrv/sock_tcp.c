@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lwip/priv/tcp_priv.h" /* tcp_tw_pcbs, tcp_pcb_remove, tcp_free: the TIME-WAIT bound */
 #include "lwip/stats.h"
 #include "sock_priv.h"
 
@@ -913,6 +914,89 @@ static void err_cb(void *arg, err_t err)
         nsock_set_error(ns, e);
     else
         nsock_update(ns);
+}
+
+/* ---- TIME-WAIT ---------------------------------------------------------------------------- */
+
+/* netsrv keeps at most FERRY_TCP_TIME_WAIT_MAX PCBs in TIME-WAIT
+ * (lwipopts.h says why) and recycles the oldest beyond, without walking
+ * lwIP's list for every connection:
+ *
+ *   - lwIP puts a PCB that enters TIME-WAIT at the head of tcp_tw_pcbs
+ *     and never reorders the list, so it is newest first. Once per loop
+ *     turn the PCBs new since the last turn (the head of the list, down to
+ *     the first one already seen) are counted and marked as seen: their
+ *     callback argument becomes &tw_seen. lwIP calls nothing back on a PCB
+ *     in TIME-WAIT, and one netsrv closed has no callbacks left. So a turn
+ *     costs one look at the head, plus one step per new PCB.
+ *   - The count (nsock.tw_count) is at least the truth: lwIP frees expired
+ *     PCBs without telling (tcp_slowtmr), and when its pool runs dry
+ *     (tcp_alloc). When the count passes the bound, the list is walked and
+ *     counted; if it does hold more than the bound, it is cut down to
+ *     TW_KEEP, freeing the oldest. The walk is paid once per TW_BATCH new
+ *     entries at most (a few steps per connection), or, below about 8.5
+ *     connections ending per second, when entries meet expiries near the
+ *     bound, at that low rate.
+ *   - A socket whose PCB entered TIME-WAIT (shutdown(SHUT_WR), then the
+ *     peer's FIN: the client has not closed it) lets go of the PCB when it
+ *     is seen, as if lwIP had reported the close (ERR_CLSD): lwIP frees
+ *     TIME-WAIT PCBs without a callback, so the socket must not keep one.
+ *     Linux's socket is closed at that point too. */
+#define TW_BATCH (FERRY_TCP_TIME_WAIT_MAX / 8)
+#define TW_KEEP (FERRY_TCP_TIME_WAIT_MAX - TW_BATCH)
+_Static_assert(TW_BATCH > 0, "FERRY_TCP_TIME_WAIT_MAX too small for batches");
+
+static char tw_seen; /* the callback argument of a TIME-WAIT PCB counted already */
+
+/* A PCB in TIME-WAIT, new since the last turn. */
+static void tw_see(struct tcp_pcb *pcb)
+{
+    nsock_t *ns = pcb->callback_arg;
+    if (ns != NULL) { /* a socket's: the connection is over on both sides */
+        detach(ns);
+        err_cb(ns, ERR_CLSD);
+    }
+    tcp_arg(pcb, &tw_seen);
+    nsock.tw_count++;
+}
+
+/* Count the list; beyond the bound, free the oldest down to TW_KEEP. */
+static void tw_trim(void)
+{
+    struct tcp_pcb *last = NULL, *p = tcp_tw_pcbs;
+    uint32_t n = 0;
+    for (; p != NULL && n < FERRY_TCP_TIME_WAIT_MAX; p = p->next, n++)
+        if (n + 1 == TW_KEEP)
+            last = p;
+    if (p == NULL) {
+        nsock.tw_count = n; /* within the bound: only the count was high */
+        return;
+    }
+    struct tcp_pcb *cut = last->next; /* the oldest, all of them seen */
+    last->next = NULL;
+    while (cut != NULL) {
+        struct tcp_pcb *pcb = cut;
+        tcp_pcb_remove(&cut, pcb); /* the head of `cut`: no search; CLOSED */
+        tcp_free(pcb);
+        nsock.st.tcp_time_wait_recycled++;
+    }
+    nsock.tw_count = TW_KEEP;
+}
+
+void nsock_tcp_time_wait_turn(void)
+{
+    for (struct tcp_pcb *p = tcp_tw_pcbs; p != NULL && p->callback_arg != &tw_seen; p = p->next)
+        tw_see(p);
+    if (nsock.tw_count > FERRY_TCP_TIME_WAIT_MAX)
+        tw_trim();
+}
+
+uint32_t nsock_tcp_time_wait_count(void)
+{
+    uint32_t n = 0;
+    for (struct tcp_pcb *p = tcp_tw_pcbs; p != NULL; p = p->next)
+        n++;
+    return n;
 }
 
 void nsock_tcp_doorbell(nsock_t *ns)
