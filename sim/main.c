@@ -11,6 +11,7 @@
 #include "boot/boot.h"
 
 #include <ferry/sim.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,14 @@ int main(int argc, char **argv)
     const char *path = NULL;
     bool check_only = false;
     double run_for = 0;
+    /* Tasks' heaps stay grown, as a task's memory would on the target: the
+     * simulator's tasks share the C library's allocator, and by default it
+     * hands a thread arena's free top back to the kernel as soon as 128 KiB
+     * are free, then takes it again (madvise, page faults). netsrv's lwIP
+     * heap (MEM_LIBC_MALLOC) swings by megabytes many times a second under
+     * a TCP stream: that churn was a quarter of its time. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--check") == 0) {
             check_only = true;

@@ -90,6 +90,9 @@ void *ferry_lwip_malloc(size_t size);
 /* lwIP's own cyclic timers plus room for timeouts the server adds. */
 #define MEMP_NUM_SYS_TIMEOUT (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 8)
 #define PBUF_POOL_SIZE 256
+/* Pool pbufs carry frames from NICs: one Ethernet frame each (lwIP would
+ * size them by TCP_MSS, which only loopback uses in full). */
+#define PBUF_POOL_BUFSIZE LWIP_MEM_ALIGN_SIZE(FERRY_ETH_MSS + 40 + 20 + 14)
 
 /* ---- Link layer ------------------------------------------------------------ */
 
@@ -160,7 +163,17 @@ void *ferry_lwip_malloc(size_t size);
 
 #define LWIP_UDP 1
 #define LWIP_TCP 1
-#define TCP_MSS 1460
+/* The MSS lwIP offers and accepts: it takes the MTU of the netif a
+ * connection leaves by off it (MSS option and send MSS both, RFC 879), so
+ * Ethernet NICs (MTU 1500) get 1460. Only the loopback netif, which lwIP
+ * gives no MTU, uses all of it: local connections between applications on
+ * this netsrv send 16,000-byte segments (Linux's loopback MTU was 16,436
+ * for the same reason, and is 64 KiB now), so a local stream costs a
+ * tenth of the per-segment work (allocations, headers, tcp_input, wake-
+ * ups) of 1460-byte ones: 8 local streams 5.2 -> 16+ Gbit/s. Not more:
+ * lwIP's sanity check wants 4 MSS below 64 KiB - TCP_SNDLOWAT. */
+#define TCP_MSS 16000
+#define FERRY_ETH_MSS 1460 /* TCP over Ethernet (MTU 1500), IPv4 */
 /* Window scaling (RFC 7323): windows up to TCP_WND when the peer scales
  * too, else 65535. netsrv's socket service caps each connection's window
  * at its SO_RCVBUF (at most the socket's ring) and starts it there, so a
@@ -174,13 +187,16 @@ void *ferry_lwip_malloc(size_t size);
 #define TCP_WND (256 * 1024)
 /* Send side alike: what one connection may have in lwIP unacknowledged
  * (the socket service bounds it further by SO_SNDBUF and half the heap).
- * 4 segments per MSS of buffer (small writes), 719 in all: within
+ * 4 segments per Ethernet MSS of buffer (small writes), 719 in all: within
  * MEMP_NUM_TCP_SEG, as lwIP's sanity check wants. */
 #define TCP_SND_BUF (256 * 1024)
-#define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + TCP_MSS - 1) / TCP_MSS)
+#define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + FERRY_ETH_MSS - 1) / FERRY_ETH_MSS)
+/* A small write waiting for more (Nagle) gets room for an Ethernet
+ * segment's worth to grow in, not a loopback one's 16,000 bytes of heap. */
+#define TCP_OVERSIZE FERRY_ETH_MSS
 /* The sockets API's "writable" mark (unused by the raw API); lwIP's sanity
  * check wants it below 64 KiB - 4 MSS. */
-#define TCP_SNDLOWAT (32 * 1024)
+#define TCP_SNDLOWAT 1024
 #define TCP_LISTEN_BACKLOG 1
 /* TIME-WAIT: lwIP keeps a PCB 2 x TCP_MSL (lwIP's default MSL, 60 s: two
  * minutes, RFC 793's figure; Linux keeps one minute) after an active
@@ -196,6 +212,14 @@ void *ferry_lwip_malloc(size_t size);
  * peers on a real network, where a lost last ACK or an old duplicate
  * segment is possible. */
 #define FERRY_TCP_TIME_WAIT_MAX 1024
+/* Every segment lwIP takes for a connection goes past the socket service
+ * first (sock_tcp.c): a window update may let out data lwIP holds back. */
+#define LWIP_HOOK_TCP_INPACKET_PCB(pcb, hdr, optlen, opt1len, opt2, p) ferry_lwip_tcp_inpacket(pcb)
+#ifndef __ASSEMBLER__
+struct tcp_pcb;
+int ferry_lwip_tcp_inpacket(struct tcp_pcb *pcb);
+extern void (*ferry_lwip_tcp_inpacket_fn)(struct tcp_pcb *pcb);
+#endif
 #define LWIP_TCP_KEEPALIVE 1
 #define SO_REUSE 1 /* rebind a listening port after a restart */
 /* A multicast or broadcast datagram goes to every UDP socket bound to its

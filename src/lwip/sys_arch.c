@@ -17,6 +17,7 @@
 #include "ferry/mk.h"
 #include "lwip/arch.h"
 #include "lwip/debug.h"
+#include "lwip/err.h"
 #include "lwip/stats.h"
 #include "lwip/sys.h"
 
@@ -60,6 +61,21 @@ void *ferry_lwip_malloc(size_t size)
     if (size > MEM_SIZE || lwip_stats.mem.used > MEM_SIZE - size)
         return NULL;
     return malloc(size);
+}
+
+/* ---- Hooks -------------------------------------------------------------------- */
+
+/* LWIP_HOOK_TCP_INPACKET_PCB: tcp_input() found the PCB of a segment (a
+ * connection, a listener or a TIME-WAIT PCB) and has not processed it yet.
+ * Whoever drives lwIP may watch (netsrv's socket service does); lwIP goes
+ * on with the segment in any case. */
+void (*ferry_lwip_tcp_inpacket_fn)(struct tcp_pcb *pcb);
+
+int ferry_lwip_tcp_inpacket(struct tcp_pcb *pcb)
+{
+    if (ferry_lwip_tcp_inpacket_fn != NULL)
+        ferry_lwip_tcp_inpacket_fn(pcb);
+    return ERR_OK;
 }
 
 /* ---- The one lwIP thread ---------------------------------------------------- */

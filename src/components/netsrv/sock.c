@@ -1095,6 +1095,7 @@ int netsrv_sock_init(netsrv_t *s)
     nsock.srv = s;
     nsock.sockets_max = s->cfg.client_sockets;
     nsock.memory_max = s->cfg.client_memory;
+    nsock_tcp_init();
     mk_err_t e = mk_cap_mint(s->ntfn, MK_RIGHT_SEND, 1ull << NSOCK_DEATH_BIT, &nsock.death_signal);
     if (e == MK_OK)
         e = mk_ep_death_ntfn(s->ep, nsock.death_signal);

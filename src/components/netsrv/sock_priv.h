@@ -280,6 +280,7 @@ void nsock_addr_from_lwip(const nsock_t *ns, const ip_addr_t *ip, uint16_t port,
 
 /* ---- sock_tcp.c --------------------------------------------------------------------------- */
 
+void nsock_tcp_init(void);
 int32_t nsock_tcp_open(nsock_t *ns);
 int32_t nsock_tcp_bind(nsock_t *ns, const ip_addr_t *ip, uint16_t port);
 int32_t nsock_tcp_listen(nsock_t *ns, uint32_t backlog);

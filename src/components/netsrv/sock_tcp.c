@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lwip/priv/tcp_priv.h" /* tcp_tw_pcbs, tcp_pcb_remove, tcp_free: the TIME-WAIT bound */
+#include "lwip/priv/tcp_priv.h" /* tcp_tw_pcbs, tcp_pcb_remove, tcp_free, tcp_split_unsent_seg */
 #include "lwip/stats.h"
 #include "sock_priv.h"
 
@@ -654,6 +654,40 @@ static bool tx_empty(nsock_t *ns)
     return bytering_cons_avail(&ns->tx, &avail) != BYTERING_OK || avail == 0;
 }
 
+/* lwIP sends a queued segment only whole: one larger than the window the
+ * peer offers waits for lwIP's persist timer (1.5 s, then doubling) even
+ * when that window is open. Segments are up to 16,000 bytes on loopback
+ * and lwIP sizes them by half the largest window the peer ever showed (the
+ * SYN's 65535), so a peer whose SO_RCVBUF is below two segments would
+ * crawl. With nothing in flight, send the part that fits now, as the
+ * persist timer would later (and as RFC 1122 4.2.3.4 lets a sender: with
+ * nothing unacknowledged it is no silly-window trickle). */
+static void tx_fit_window(struct tcp_pcb *pcb)
+{
+    struct tcp_seg *seg = pcb->unsent;
+    if (seg == NULL || pcb->unacked != NULL || pcb->snd_wnd == 0 || seg->len <= pcb->snd_wnd)
+        return;
+    if (tcp_split_unsent_seg(pcb, (u16_t)pcb->snd_wnd) == ERR_OK)
+        tcp_output(pcb);
+}
+
+/* A segment arrived for a PCB (LWIP_HOOK_TCP_INPACKET_PCB, before lwIP
+ * processes it): if it may be the window update that lets a held-back
+ * segment out (tx_fit_window), look at the socket once lwIP is done. An
+ * ACK of data in flight comes back through sent_cb anyway. */
+static void inpacket(struct tcp_pcb *pcb)
+{
+    if (pcb->state != ESTABLISHED && pcb->state != CLOSE_WAIT)
+        return; /* listeners have no unsent list; others send no data */
+    if (pcb->unsent != NULL && pcb->unacked == NULL && pcb->callback_arg != NULL)
+        nsock_later(pcb->callback_arg);
+}
+
+void nsock_tcp_init(void)
+{
+    ferry_lwip_tcp_inpacket_fn = inpacket;
+}
+
 /* TX ring -> lwIP, as far as lwIP takes it. */
 static void tx_drain(nsock_t *ns)
 {
@@ -703,6 +737,7 @@ static void tx_drain(nsock_t *ns)
         nsock_update(ns);
         tcp_output(pcb);
     }
+    tx_fit_window(pcb);
     if (ns->wr_shut_req && !ns->wr_shut_done && tx_empty(ns) &&
         tcp_shutdown(pcb, 0, 1) == ERR_OK) {
         ns->wr_shut_done = true;
