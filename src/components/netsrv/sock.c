@@ -734,6 +734,21 @@ static int32_t h_close(void *ctx, const mk_recv_info_t *info, uint32_t session, 
     return nsock_tcp_close(ns, info);
 }
 
+/* close(2) without a reply (libferrysock's close of a socket without
+ * SO_LINGER > 0): the same close, nobody waits for it. A bad session or
+ * socket can only be counted (sock_get does). */
+static void h_close_nowait(void *ctx, const mk_recv_info_t *info, uint32_t session, uint32_t sock)
+{
+    (void)ctx;
+    nsock_t *ns;
+    if (sock_get(info, session, sock, &ns) != 0)
+        return;
+    if (ns->udp)
+        nsock_udp_close(ns, true);
+    else
+        nsock_tcp_close(ns, NULL); /* NULL: no reply to keep, SO_LINGER > 0 goes on behind */
+}
+
 static int32_t int_opt(int64_t v, int64_t max, uint32_t *out)
 {
     if (v < 0 || v > max)
@@ -1037,6 +1052,7 @@ static const sock_ops_t ops = {
     .getpeername = h_getpeername,
     .stats = h_stats,
     .membership = h_membership,
+    .close_nowait = h_close_nowait,
 };
 
 static mk_cap_t dispatch(void *ctx, const mk_recv_info_t *info, mk_msg_t *msg)

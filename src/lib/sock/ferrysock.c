@@ -418,6 +418,14 @@ int fs_accept(int fd, struct fs_sockaddr *addr, fs_socklen_t *len)
     uint32_t id;
     sock_addr_t peer;
     int32_t st;
+    /* Non-blocking with nothing queued: netsrv would say EAGAIN, and its
+     * answer to every accept published the listener's events first (a
+     * connection arriving sets IN before its ready bit), so the slot tells
+     * without a round trip. The loop that accepts until EAGAIN pays one
+     * call per connection, not one more per wake-up. */
+    if (s->nonblock && s->listening &&
+        !(fs_events_of(fd) & (SOCK_EV_IN | SOCK_EV_ERR | SOCK_EV_HUP)))
+        return fail(EAGAIN);
     if (!s->nonblock && s->rcvtimeo_ns != 0)
         st = accept_timed(fd, s->rcvtimeo_ns, &id, &peer);
     else
@@ -429,6 +437,7 @@ int fs_accept(int fd, struct fs_sockaddr *addr, fs_socklen_t *len)
         S->socks[nfd].connected = 1;
         S->socks[nfd].rcvtimeo_ns = s->rcvtimeo_ns; /* inherited, as on Linux */
         S->socks[nfd].sndtimeo_ns = s->sndtimeo_ns;
+        S->socks[nfd].linger_wait = s->linger_wait; /* netsrv's child inherits SO_LINGER */
         fs_addr_out(&peer, addr, len);
     }
     return nfd;
@@ -472,7 +481,12 @@ int fs_close(int fd)
         return -1;
     fs_epoll_forget(fd); /* as on Linux: a closed socket leaves every epoll set */
     s->used = 0;
-    return status_fail(sock_close(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd));
+    if (s->linger_wait) /* SO_LINGER > 0: the reply comes when the data is acknowledged */
+        return status_fail(sock_close(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd));
+    /* Nothing to wait for and nothing that can fail for an open socket of
+     * ours: no reply. netsrv has taken the message when the send returns,
+     * so every later call finds the close done (sock.idl close_nowait). */
+    return status_fail(sock_close_nowait(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd));
 }
 
 /* getsockname and getpeername: the same call shape, another stub. */
@@ -628,6 +642,11 @@ int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len
         memcpy(&lg, val, sizeof lg);
         v = lg.l_onoff;
         v2 = lg.l_linger;
+        int32_t st =
+            sock_setsockopt(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, level, name, v, v2);
+        if (st == 0)
+            s->linger_wait = lg.l_onoff != 0 && lg.l_linger > 0;
+        return status_fail(st);
     } else if (level == FS_IPPROTO_IP && name == FS_IP_MULTICAST_IF) {
         if (mcast_if_in(val, len, &v, &v2) != 0)
             return -1;

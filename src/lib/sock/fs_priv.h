@@ -33,6 +33,7 @@ typedef struct fs_sock {
     uint8_t connected;  /* TCP: established (by connect or accept); UDP: has a default peer */
     uint8_t listening;
     uint8_t wr_shut; /* shutdown(SHUT_WR) done: sends fail with EPIPE */
+    uint8_t linger_wait; /* SO_LINGER on with l_linger > 0: close() waits for netsrv's reply */
     uint16_t family;
     uint64_t rcvtimeo_ns, sndtimeo_ns; /* SO_RCVTIMEO / SO_SNDTIMEO; 0 = wait forever */
     bytering_prod_t tx;
