@@ -14,6 +14,10 @@
  *    closes cleanly;
  *  - a non-blocking accept with nothing queued says EAGAIN (from the
  *    listener's slot), one with a connection queued takes it;
+ *  - a non-blocking connect to a local address (IPv4, IPv6) answers
+ *    EINPROGRESS with the handshake done: writable, no error, the
+ *    listener showing the connection, all at once; a refused one shows
+ *    POLLERR and ECONNREFUSED at once;
  *  - hostile close_nowait requests (a stale session, ids past the session,
  *    a socket never made, the oneway method called with a reply) are
  *    counted as refused and change nothing: the session's socket stays
@@ -258,6 +262,62 @@ START_TEST(test_close_nowait_hostile)
 }
 END_TEST
 
+/* A non-blocking connect to a local address comes back with the handshake
+ * done (netsrv delivers its looped packets before answering): EINPROGRESS,
+ * and the socket writable at once; a refused one shows its error at once.
+ * The listener is this job's own. */
+static int settled_connect(job_t *j)
+{
+    for (int v6 = 0; v6 <= 1; v6++) {
+        uint16_t port;
+        int l = listen_on(v6, 0, 4, &port);
+        JCHECK(j, l >= 0, "listen (v6 %d)", v6);
+        int fd = fs_socket(v6 ? FS_AF_INET6 : FS_AF_INET, FS_SOCK_STREAM | FS_SOCK_NONBLOCK, 0);
+        JCHECK(j, fd >= 0, "socket");
+        addr_t a;
+        fs_socklen_t len = loop_addr(v6, port, &a);
+        JCHECK(j, fs_connect(fd, &a.sa, len) < 0 && errno == EINPROGRESS, "EINPROGRESS");
+        struct fs_pollfd p = {.fd = fd, .events = FS_POLLOUT};
+        JCHECK(j, fs_poll(&p, 1, 0) == 1 && p.revents == FS_POLLOUT, "writable at once (%#x)",
+               (unsigned)p.revents);
+        int err = -1;
+        fs_socklen_t elen = sizeof err;
+        JCHECK(j, fs_getsockopt(fd, FS_SOL_SOCKET, FS_SO_ERROR, &err, &elen) == 0 && err == 0,
+               "SO_ERROR %d", err);
+        struct fs_pollfd lp = {.fd = l, .events = FS_POLLIN};
+        JCHECK(j, fs_poll(&lp, 1, 0) == 1, "the listener shows the connection at once");
+        int c = fs_accept(l, NULL, NULL);
+        JCHECK(j, c >= 0, "accept");
+        JCHECK(j, fs_send(fd, "y", 1, 0) == 1, "send");
+        char b = 0;
+        JCHECK(j, fs_recv(c, &b, 1, 0) == 1 && b == 'y', "recv");
+        JCHECK(j, fs_close(c) == 0 && fs_close(fd) == 0, "close");
+        /* The listener gone, the port refuses: the error shows at once. */
+        JCHECK(j, fs_close(l) == 0, "close the listener");
+        fd = fs_socket(v6 ? FS_AF_INET6 : FS_AF_INET, FS_SOCK_STREAM | FS_SOCK_NONBLOCK, 0);
+        JCHECK(j, fd >= 0, "socket");
+        JCHECK(j, fs_connect(fd, &a.sa, len) < 0 && errno == EINPROGRESS, "EINPROGRESS (refused)");
+        p = (struct fs_pollfd){.fd = fd, .events = FS_POLLOUT};
+        JCHECK(j, fs_poll(&p, 1, 0) == 1 && (p.revents & FS_POLLERR),
+               "the error at once (%#x)", (unsigned)p.revents);
+        JCHECK(j, fs_getsockopt(fd, FS_SOL_SOCKET, FS_SO_ERROR, &err, &elen) == 0 &&
+                      err == ECONNREFUSED,
+               "SO_ERROR %d", err);
+        JCHECK(j, fs_close(fd) == 0, "close");
+    }
+    return 0;
+}
+
+START_TEST(test_connect_nonblock_settled)
+{
+    netsrv_start(NULL);
+    spawn(0, "client", 10, settled_connect);
+    join(&jobs[0], 10000 * MS);
+    ck_assert_uint_eq(sock_totals().sockets, 0);
+    netsrv_stop();
+}
+END_TEST
+
 static Suite *close_suite(void)
 {
     Suite *s = suite_create("sock_close");
@@ -267,6 +327,7 @@ static Suite *close_suite(void)
     SOCK_ADD(tc, test_close_linger_inherited);
     SOCK_ADD(tc, test_close_nowait_linger_zero_resets);
     SOCK_ADD(tc, test_close_nowait_hostile);
+    SOCK_ADD(tc, test_connect_nonblock_settled);
     suite_add_tcase(s, tc);
     return s;
 }

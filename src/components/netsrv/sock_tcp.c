@@ -425,6 +425,34 @@ static int32_t connect_status(err_t err)
     }
 }
 
+/* A connection to a local address (127.0.0.1, ::1, a NIC's own address)
+ * goes through lwIP's loop queues: the SYN, the SYN-ACK, the ACK, one
+ * netif_poll each. The loop would deliver one of them per turn, answering
+ * the connect after the first: the client would then find the socket still
+ * connecting and sleep until netsrv signals it. Delivering them now (a
+ * bounded number of rounds, as the loop would a little later anyway)
+ * answers a non-blocking connect with the handshake done, so the client
+ * sees OUT at once, and a blocking one in this same turn. A remote peer
+ * leaves the loop queues empty: one look per netif. */
+#define SETTLE_ROUNDS 3
+
+static void loopback_settle(void)
+{
+    for (int round = 0; round < SETTLE_ROUNDS; round++) {
+        bool any = false;
+        struct netif *n;
+        NETIF_FOREACH(n)
+        {
+            if (n->loop_first != NULL) {
+                netif_poll(n);
+                any = true;
+            }
+        }
+        if (!any)
+            return;
+    }
+}
+
 int32_t nsock_tcp_connect(nsock_t *ns, const mk_recv_info_t *info, const ip_addr_t *ip,
                           uint16_t port, bool nonblock)
 {
@@ -453,11 +481,12 @@ int32_t nsock_tcp_connect(nsock_t *ns, const mk_recv_info_t *info, const ip_addr
     if (ns->error != 0)
         nsock_set_error(ns, 0);
     nsock_update(ns);
-    if (nonblock)
-        return SOCK_EINPROGRESS;
-    ns->wait = WAIT_CONNECT;
-    ns->reply = info->reply;
-    return IDL_DEFERRED;
+    if (!nonblock) {
+        ns->wait = WAIT_CONNECT; /* before the settling: connected_cb may answer it */
+        ns->reply = info->reply;
+    }
+    loopback_settle();
+    return nonblock ? SOCK_EINPROGRESS : IDL_DEFERRED;
 }
 
 static err_t connected_cb(void *arg, struct tcp_pcb *pcb, err_t err)
