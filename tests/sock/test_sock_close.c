@@ -18,7 +18,10 @@
  *    EINPROGRESS with the handshake done: writable, no error, the
  *    listener showing the connection, all at once; a refused one shows
  *    POLLERR and ECONNREFUSED at once;
- *  - hostile close_nowait requests (a stale session, ids past the session,
+ *  - options set without a reply (TCP_NODELAY, SO_KEEPALIVE, SO_REUSEADDR)
+ *    read back at once; SO_ERROR without a pending error is 0; TCP_NODELAY
+ *    on a UDP socket still fails;
+ *  - hostile close_nowait and setsockopt_nowait requests (a stale session, ids past the session,
  *    a socket never made, the oneway method called with a reply) are
  *    counted as refused and change nothing: the session's socket stays
  *    open and usable.
@@ -230,6 +233,14 @@ static int hostile_close(job_t *j)
     JCHECK(j, sock_close_nowait(ep, CALL, session, 4096) == 0, "id past the session");
     JCHECK(j, sock_close_nowait(ep, CALL, session, 0xffffffffu) == 0, "id ~0");
     JCHECK(j, sock_close_nowait(ep, CALL, session, (uint32_t)fd + 1) == 0, "never made");
+    /* setsockopt without a reply: a stale session, an id past the
+     * session, an option netsrv refuses (on a UDP socket). */
+    JCHECK(j, sock_setsockopt_nowait(ep, CALL, session + 1, (uint32_t)fd, 6, 1, 1, 0) == 0,
+           "setsockopt_nowait: stale session");
+    JCHECK(j, sock_setsockopt_nowait(ep, CALL, session, 4096, 1, 2, 1, 0) == 0,
+           "setsockopt_nowait: id past the session");
+    JCHECK(j, sock_setsockopt_nowait(ep, CALL, session, (uint32_t)fd, 6, 1, 1, 0) == 0,
+           "setsockopt_nowait: TCP_NODELAY on UDP");
     /* The oneway method called with a reply: refused by the dispatcher. */
     mk_msg_t m = {.label = SOCK_CLOSE_NOWAIT_ID, .words = 3, .mr = {SOCK_HASH, session, 0}};
     m.mr[2] = (uint64_t)fd;
@@ -241,7 +252,7 @@ static int hostile_close(job_t *j)
     JCHECK(j, fs_getsockopt(fd, FS_SOL_SOCKET, 3 /* SO_TYPE */, &type, &len) == 0 && type == 2,
            "the socket is still open");
     JCHECK(j, job_stats(j), "stats");
-    JCHECK(j, j->st.failures >= failures1 + 5 && failures1 >= failures0 + 1,
+    JCHECK(j, j->st.failures >= failures1 + 8 && failures1 >= failures0 + 1,
            "failures %llu -> %llu -> %llu", (unsigned long long)failures0,
            (unsigned long long)failures1, (unsigned long long)j->st.failures);
     JCHECK(j, fs_close(fd) == 0, "close");
@@ -256,7 +267,7 @@ START_TEST(test_close_nowait_hostile)
     netsrv_start(NULL);
     spawn(0, "hostile", 10, hostile_close);
     join(&jobs[0], 30000 * MS);
-    ck_assert_uint_ge(sock_totals().bad_requests, 5);
+    ck_assert_uint_ge(sock_totals().bad_requests, 8);
     ck_assert_uint_eq(sock_totals().sockets, 0);
     netsrv_stop();
 }
@@ -318,6 +329,57 @@ START_TEST(test_connect_nonblock_settled)
 }
 END_TEST
 
+/* Options set without a reply hold for the next call; SO_ERROR without a
+ * pending error is 0 (read from the slot); an option that can fail still
+ * fails. */
+static int nowait_options(job_t *j)
+{
+    int fd = fs_socket(FS_AF_INET, FS_SOCK_STREAM, 0);
+    JCHECK(j, fd >= 0, "socket");
+    int names[3][2] = {{FS_IPPROTO_TCP, FS_TCP_NODELAY},
+                       {FS_SOL_SOCKET, FS_SO_KEEPALIVE},
+                       {FS_SOL_SOCKET, FS_SO_REUSEADDR}};
+    for (int k = 0; k < 3; k++)
+        for (int want = 1; want >= 0; want--) {
+            JCHECK(j, fs_setsockopt(fd, names[k][0], names[k][1], &want, sizeof want) == 0,
+                   "set %d", k);
+            int got = -1;
+            fs_socklen_t len = sizeof got;
+            JCHECK(j, fs_getsockopt(fd, names[k][0], names[k][1], &got, &len) == 0 && got == want,
+                   "option %d: %d, set %d", k, got, want);
+        }
+    int one = 1;
+    JCHECK(j, fs_setsockopt(fd, FS_IPPROTO_TCP, FS_TCP_NODELAY, &one, 1) < 0 && errno == EINVAL,
+           "short value");
+    int err = -1;
+    fs_socklen_t elen = sizeof err;
+    JCHECK(j, fs_getsockopt(fd, FS_SOL_SOCKET, FS_SO_ERROR, &err, &elen) == 0 && err == 0 &&
+                  elen == sizeof err,
+           "SO_ERROR %d", err);
+    elen = 1;
+    JCHECK(j, fs_getsockopt(fd, FS_SOL_SOCKET, FS_SO_ERROR, &err, &elen) < 0 && errno == EINVAL,
+           "SO_ERROR into 1 byte");
+    int u = fs_socket(FS_AF_INET, FS_SOCK_DGRAM, 0);
+    JCHECK(j, u >= 0, "UDP socket");
+    JCHECK(j, fs_setsockopt(u, FS_IPPROTO_TCP, FS_TCP_NODELAY, &one, sizeof one) < 0 &&
+                  errno == ENOPROTOOPT,
+           "TCP_NODELAY on UDP: %s", strerror(errno));
+    JCHECK(j, fs_close(u) == 0 && fs_close(fd) == 0, "close");
+    JCHECK(j, job_stats(j), "stats");
+    JCHECK(j, j->st.failures == 0, "failures %llu", (unsigned long long)j->st.failures);
+    return 0;
+}
+
+START_TEST(test_setsockopt_nowait)
+{
+    netsrv_start(NULL);
+    spawn(0, "options", 10, nowait_options);
+    join(&jobs[0], 10000 * MS);
+    ck_assert_uint_eq(sock_totals().bad_requests, 0);
+    netsrv_stop();
+}
+END_TEST
+
 static Suite *close_suite(void)
 {
     Suite *s = suite_create("sock_close");
@@ -328,6 +390,7 @@ static Suite *close_suite(void)
     SOCK_ADD(tc, test_close_nowait_linger_zero_resets);
     SOCK_ADD(tc, test_close_nowait_hostile);
     SOCK_ADD(tc, test_connect_nonblock_settled);
+    SOCK_ADD(tc, test_setsockopt_nowait);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -923,6 +923,20 @@ static int32_t h_setsockopt(void *ctx, const mk_recv_info_t *info, uint32_t sess
     return st;
 }
 
+/* setsockopt without a reply (libferrysock, for options that cannot fail):
+ * the same work; a failure can only be counted. */
+static void h_setsockopt_nowait(void *ctx, const mk_recv_info_t *info, uint32_t session,
+                                uint32_t sock, int32_t level, int32_t name, int64_t value,
+                                int64_t value2)
+{
+    nsock_t *ns;
+    if (sock_get(info, session, sock, &ns) != 0)
+        return; /* counted */
+    int32_t st = h_setsockopt(ctx, info, session, sock, level, name, value, value2);
+    if (st != 0)
+        refuse(info, st);
+}
+
 static int32_t h_getsockopt(void *ctx, const mk_recv_info_t *info, uint32_t session, uint32_t sock,
                             int32_t level, int32_t name, int64_t *value, int64_t *value2)
 {
@@ -1053,6 +1067,7 @@ static const sock_ops_t ops = {
     .stats = h_stats,
     .membership = h_membership,
     .close_nowait = h_close_nowait,
+    .setsockopt_nowait = h_setsockopt_nowait,
 };
 
 static mk_cap_t dispatch(void *ctx, const mk_recv_info_t *info, mk_msg_t *msg)

@@ -659,6 +659,13 @@ int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len
         memcpy(&iv, val, sizeof iv);
         v = iv;
     }
+    /* Options netsrv always takes on an open socket of ours: nothing to
+     * wait for (sock.idl setsockopt_nowait; netsrv has the message when
+     * the send returns, before any later call or doorbell). */
+    if ((level == FS_SOL_SOCKET && (name == FS_SO_REUSEADDR || name == FS_SO_KEEPALIVE)) ||
+        (level == FS_IPPROTO_TCP && name == FS_TCP_NODELAY && s->type == FS_SOCK_STREAM))
+        return status_fail(sock_setsockopt_nowait(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd,
+                                                  level, name, v, v2));
     return status_fail(
         sock_setsockopt(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, level, name, v, v2));
 }
@@ -673,6 +680,16 @@ int fs_getsockopt(int fd, int level, int name, void *val, fs_socklen_t *len)
     uint64_t *timeo = timeo_of(s, level, name);
     if (timeo != NULL)
         return timeo_get(*timeo, val, len);
+    if (level == FS_SOL_SOCKET && name == FS_SO_ERROR && !(fs_events_of(fd) & SOCK_EV_ERR)) {
+        /* No pending error: netsrv stores it in the slot before it
+         * publishes ERR (the events' release), so there is none to take. */
+        int zero = 0;
+        if (*len < sizeof zero)
+            return fail(EINVAL);
+        memcpy(val, &zero, sizeof zero);
+        *len = sizeof zero;
+        return 0;
+    }
     int64_t v, v2;
     int32_t st =
         sock_getsockopt(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, level, name, &v, &v2);
