@@ -41,7 +41,7 @@
 #include "lwip/ip_addr.h"
 #include "lwip/memp.h"
 #include "lwip/netif.h"
-#include "lwip/priv/tcp_priv.h" /* TCP_MSL */
+#include "lwip/priv/tcp_priv.h" /* TCP_MSL, tcp_send_fin, tcp_split_unsent_seg */
 #include "lwip/stats.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
@@ -645,6 +645,63 @@ START_TEST(tcp_delayed_ack_with_nagle_held_data)
 }
 END_TEST
 
+/* A segment that carries the FIN is cut to fit a window (lwIP's persist
+ * timer and netsrv's tx_fit_window call tcp_split_unsent_seg). lwIP 2.1.3
+ * left the FIN on the first part as well: the peer ended the stream at the
+ * cut and the rest was lost behind a clean end of file. With
+ * subprojects/packagefiles/lwip-2.1.3-tcp-split-keeps-fin.diff only the
+ * remainder carries it, and the peer gets every byte, then the FIN. */
+START_TEST(tcp_split_keeps_fin_last)
+{
+    ip_addr_t addr;
+    conn_t c;
+    uint8_t buf[40];
+
+    ck_assert(ipaddr_aton("127.0.0.1", &addr));
+    conn_init(&c, &addr, IPADDR_TYPE_V4);
+    c.client.tx_total = c.server.tx_total = 0; /* this test writes by hand */
+    c.client.rx_total = 0;
+    c.server.rx_total = sizeof buf;
+    conn_open(&c, 7006);
+    struct tcp_pcb *pcb = c.client.pcb;
+
+    /* 40 bytes queued and the FIN on the same segment, nothing sent yet
+     * (what tcp_shutdown() does, without its tcp_output()). */
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = pattern(c.client.tx_seed, i);
+    ck_assert_int_eq(tcp_write(pcb, buf, sizeof buf, TCP_WRITE_FLAG_COPY), ERR_OK);
+    c.client.tx_queued = c.client.tx_total = sizeof buf;
+    ck_assert_int_eq(tcp_send_fin(pcb), ERR_OK);
+    pcb->state = FIN_WAIT_1;
+    ck_assert_ptr_nonnull(pcb->unsent);
+    ck_assert_ptr_null(pcb->unsent->next);
+    ck_assert(TCPH_FLAGS(pcb->unsent->tcphdr) & TCP_FIN);
+
+    ck_assert_int_eq(tcp_split_unsent_seg(pcb, 16), ERR_OK);
+    struct tcp_seg *first = pcb->unsent, *rest = first->next;
+    ck_assert_ptr_nonnull(rest);
+    ck_assert_uint_eq(first->len, 16);
+    ck_assert_uint_eq(rest->len, sizeof buf - 16);
+    ck_assert_msg(!(TCPH_FLAGS(first->tcphdr) & TCP_FIN), "the first part kept the FIN");
+    ck_assert(TCPH_FLAGS(rest->tcphdr) & TCP_FIN);
+
+    ck_assert_int_eq(tcp_output(pcb), ERR_OK);
+    for (int steps = 0; steps < MAX_STEPS_CLOSE && !c.server.eof; steps++)
+        poll_step();
+    ck_assert_uint_eq(c.server.rx_bytes, sizeof buf);
+    ck_assert_uint_eq(c.server.rx_bad, 0);
+    ck_assert(c.server.eof);
+
+    side_close(&c.client);
+    side_close(&c.server);
+    for (int steps = 0; steps < (int)MAX_STEPS_TIME_WAIT + 200 && tcp_pcbs_in_use() != 0; steps++)
+        poll_step();
+    ck_assert_uint_eq(tcp_pcbs_in_use(), 0);
+    ck_assert_int_eq(c.client.errors + c.server.errors, 0);
+    check_no_leaks();
+}
+END_TEST
+
 /* The loopback netif is there and up with both addresses. */
 START_TEST(loopif_is_up)
 {
@@ -676,6 +733,7 @@ Suite *lwip_loopback_suite(void)
     tcase_add_test(tc, tcp_both_windows_closed);
     tcase_add_test(tc, tcp_window_scaled);
     tcase_add_test(tc, tcp_delayed_ack_with_nagle_held_data);
+    tcase_add_test(tc, tcp_split_keeps_fin_last);
     suite_add_tcase(s, tc);
     return s;
 }
