@@ -54,10 +54,10 @@ uint32_t ferry_lwip_rand(void)
  * after a success and takes it off in mem_free(), so used + size is what
  * the heap would hold; over the budget this fails like a full heap would,
  * and callers (TCP, the socket service's starved list) handle that as they
- * always did. "avail" is the budget, for netsrv's statistics. */
+ * always did. (lwIP leaves MEM_STATS "avail" at 0 with a C library heap;
+ * netsrv reports MEM_SIZE there.) */
 void *ferry_lwip_malloc(size_t size)
 {
-    lwip_stats.mem.avail = MEM_SIZE;
     if (size > MEM_SIZE || lwip_stats.mem.used > MEM_SIZE - size)
         return NULL;
     return malloc(size);

@@ -131,6 +131,8 @@ static int32_t get_mem_stats(void *ctx, const mk_recv_info_t *info, uint32_t ind
     copy_name(name, NETSRV_STAT_NAME_MAX + 1, index == 0 ? "MEM" : m->name);
     *st = (netsrv_mem_stats_t){
         .avail = m->avail, .used = m->used, .max = m->max, .err = m->err, .illegal = m->illegal};
+    if (index == 0)
+        st->avail = MEM_SIZE; /* the heap's budget (lwIP counts no "avail" for a C library heap) */
     return 0;
 }
 
