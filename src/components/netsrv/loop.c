@@ -96,6 +96,15 @@ void netsrv_loop_relieve(void)
     }
 }
 
+/* Deliver what lwIP looped back now, for at most `rounds` rounds (each
+ * may loop back answers: a local TCP handshake takes three), instead of
+ * one round per turn of the loop. */
+void netsrv_loop_settle(unsigned rounds)
+{
+    for (unsigned r = 0; r < rounds && loopback_pending(); r++)
+        netif_poll_all();
+}
+
 /* Everything that is due; returns how long the loop may then sleep. */
 static uint64_t work(netsrv_t *s)
 {

@@ -274,6 +274,10 @@ int netsrv_loop_run(netsrv_t *s);
  * drops them and TCP has to retransmit. For work that sends a lot in one
  * turn (the socket service's doorbells). */
 void netsrv_loop_relieve(void);
+/* Deliver looped-back packets now, for at most `rounds` rounds (a local
+ * TCP handshake takes three): for a request answered better in this turn
+ * (the socket service's connect). */
+void netsrv_loop_settle(unsigned rounds);
 
 /* events.c */
 void netsrv_events_init(void);

@@ -433,25 +433,8 @@ static int32_t connect_status(err_t err)
  * bounded number of rounds, as the loop would a little later anyway)
  * answers a non-blocking connect with the handshake done, so the client
  * sees OUT at once, and a blocking one in this same turn. A remote peer
- * leaves the loop queues empty: one look per netif. */
+ * leaves the loop queues empty: nothing to deliver. */
 #define SETTLE_ROUNDS 3
-
-static void loopback_settle(void)
-{
-    for (int round = 0; round < SETTLE_ROUNDS; round++) {
-        bool any = false;
-        struct netif *n;
-        NETIF_FOREACH(n)
-        {
-            if (n->loop_first != NULL) {
-                netif_poll(n);
-                any = true;
-            }
-        }
-        if (!any)
-            return;
-    }
-}
 
 int32_t nsock_tcp_connect(nsock_t *ns, const mk_recv_info_t *info, const ip_addr_t *ip,
                           uint16_t port, bool nonblock)
@@ -485,7 +468,7 @@ int32_t nsock_tcp_connect(nsock_t *ns, const mk_recv_info_t *info, const ip_addr
         ns->wait = WAIT_CONNECT; /* before the settling: connected_cb may answer it */
         ns->reply = info->reply;
     }
-    loopback_settle();
+    netsrv_loop_settle(SETTLE_ROUNDS);
     return nonblock ? SOCK_EINPROGRESS : IDL_DEFERRED;
 }
 
