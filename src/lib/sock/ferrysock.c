@@ -642,11 +642,6 @@ int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len
         memcpy(&lg, val, sizeof lg);
         v = lg.l_onoff;
         v2 = lg.l_linger;
-        int32_t st =
-            sock_setsockopt(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, level, name, v, v2);
-        if (st == 0)
-            s->linger_wait = lg.l_onoff != 0 && lg.l_linger > 0;
-        return status_fail(st);
     } else if (level == FS_IPPROTO_IP && name == FS_IP_MULTICAST_IF) {
         if (mcast_if_in(val, len, &v, &v2) != 0)
             return -1;
@@ -666,8 +661,10 @@ int fs_setsockopt(int fd, int level, int name, const void *val, fs_socklen_t len
         (level == FS_IPPROTO_TCP && name == FS_TCP_NODELAY && s->type == FS_SOCK_STREAM))
         return status_fail(sock_setsockopt_nowait(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd,
                                                   level, name, v, v2));
-    return status_fail(
-        sock_setsockopt(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, level, name, v, v2));
+    int32_t st = sock_setsockopt(S->ep, CALL_TIMEOUT, S->session, (uint32_t)fd, level, name, v, v2);
+    if (st == 0 && level == FS_SOL_SOCKET && name == FS_SO_LINGER)
+        s->linger_wait = v != 0 && v2 > 0; /* close then waits for netsrv's reply */
+    return status_fail(st);
 }
 
 int fs_getsockopt(int fd, int level, int name, void *val, fs_socklen_t *len)
